@@ -1,0 +1,95 @@
+"""`faas server start` / `python -m colonies_server start`: the only place that reads the environment."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from .config import Settings
+from .crypto import SignatureError, id_from_prvkey
+
+__all__ = ["main", "settings_from"]
+
+log = logging.getLogger(__name__)
+_TRUE = ("1", "true", "yes", "on")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="faas server", description="Colonies-protocol server (colonyfaas)")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("start", help="run the server in the foreground")
+    s.add_argument("--host", default=None, help="listen address (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=None, help="listen port (default $COLONIES_SERVER_PORT or 50080)")
+    s.add_argument("--db", default=None, help="sqlite:///PATH or postgresql://USER@HOST:PORT/DB "
+                   "(default $COLONIES_DB or sqlite:///colonies.db; password from $PGPASSWORD)")
+    s.add_argument("--dev", action="store_true", help="create the dev server id, colony 'dev', user and executor")
+    s.add_argument("--log-level", default=None, choices=["debug", "info", "warning", "error"])
+    return p
+
+
+def settings_from(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
+    """Arguments win over environment variables, which win over Settings defaults."""
+    kw: dict[str, Any] = {}
+    server_id = env.get("COLONIES_SERVER_ID", "")
+    if not server_id and env.get("COLONIES_SERVER_PRVKEY"):
+        server_id = id_from_prvkey(env["COLONIES_SERVER_PRVKEY"])
+    if server_id:
+        kw["server_id"] = server_id
+    port = args.port or env.get("COLONIES_SERVER_PORT") or env.get("COLONIES_SERVER_HTTP_PORT")
+    if port:
+        kw["port"] = int(port)
+    if args.host or env.get("COLONIES_SERVER_HTTP_HOST"):
+        kw["host"] = args.host or env["COLONIES_SERVER_HTTP_HOST"]
+    if args.db or env.get("COLONIES_DB"):
+        kw["db"] = args.db or env["COLONIES_DB"]
+    if env.get("COLONIES_ALLOW_EXECUTOR_REREGISTER", "").lower() in _TRUE:
+        kw["allow_executor_reregister"] = True
+    if env.get("COLONIES_CRON_CHECKER_PERIOD"):
+        kw["cron_period"] = int(env["COLONIES_CRON_CHECKER_PERIOD"]) / 1000
+    if env.get("COLONIES_SQLITE_SYNCHRONOUS"):
+        kw["sqlite_synchronous"] = env["COLONIES_SQLITE_SYNCHRONOUS"]
+    level = args.log_level or ("debug" if env.get("COLONIES_VERBOSE", "").lower() in _TRUE else None)
+    if level:
+        kw["log_level"] = level
+    return Settings(dev=args.dev, **kw)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        settings = settings_from(args, os.environ)
+    except (ValueError, SignatureError) as e:
+        print(f"faas server: invalid configuration: {e}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
+    if not settings.db.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        print(f"faas server: unsupported database {settings.db!r} (sqlite:///PATH or postgresql://USER@HOST:PORT/DB;"
+              " a PostgreSQL password comes from PGPASSWORD)", file=sys.stderr)
+        return 2
+    import uvicorn
+
+    from .app import create_app
+
+    class _Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:
+                print(f"colonies server listening on http://{settings.host}:{settings.port} (db {settings.db})",
+                      flush=True)
+
+    from .transport import CoalescingHttpToolsProtocol
+
+    config = uvicorn.Config(create_app(settings), host=settings.host, port=settings.port, lifespan="on",
+                            http=CoalescingHttpToolsProtocol,
+                            log_level="warning", access_log=False, backlog=4096, timeout_graceful_shutdown=5,
+                            # No X-Forwarded-* rewriting, Server or Date headers: per-request work nobody reads.
+                            proxy_headers=False, server_header=False, date_header=False)
+    server = _Server(config)
+    server.run()  # uvicorn turns SIGINT/SIGTERM into a clean shutdown (lifespan closes the store)
+    return 0 if server.started else 1

@@ -1,0 +1,224 @@
+"""Processes: submit, assign (long-poll), get, list, remove, close successful/failed, set output, history."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from typing import Any
+
+from .. import lifecycle
+from ..errors import NoReply, RPCError
+from ..procs import FAILED, RUNNING, STATES, SUCCESS, WAITING, new_process, normalize_spec, render
+from ..registry import rpc
+from ..roles import APPROVED, member_name, require_colony_owner, require_member
+from ..runtime import Runtime
+from .fields import get_int, get_list, get_num, get_str
+
+__all__ = ["assigned_process"]
+
+
+def assigned_process(tx: Any, processid: str, signer: str, what: str) -> dict[str, Any]:
+    """The process, if the signer is a member of its colony and the executor it is assigned to (M and AE)."""
+    p = tx.get_process(processid)
+    if p is None:
+        raise RPCError(500, f"Failed to {what}, process is nil")
+    require_member(tx, p["spec"]["conditions"]["colonyname"], signer)
+    if not p["assignedexecutorid"]:
+        raise RPCError(403, f"Failed to {what}, process is not assigned")
+    if p["assignedexecutorid"] != signer:
+        raise RPCError(403, f"Failed to {what}, not allowed to {what} of a process assigned to another executor")
+    return p  # type: ignore[no-any-return]
+
+
+@rpc("submitfuncspecmsg")
+async def submit(rt: Runtime, signer: str, msg: dict[str, Any]) -> Any:
+    spec = normalize_spec(msg.get("spec"), max_string=rt.settings.max_string)
+    colony = spec["conditions"]["colonyname"]
+    now = rt.now_ns()
+
+    def op(tx: Any) -> Any:
+        kind, who = require_member(tx, colony, signer)
+        p = new_process(spec, signer, member_name(kind, who), now)
+        tx.insert_process(p)
+        lifecycle.signal(tx, p)
+        return p
+    return await rt.store.write(op)
+
+
+def _assigning_executor(tx: Any, colony: Any, signer: str) -> dict[str, Any]:
+    require_member(tx, colony, signer)
+    e = tx.get_executor_by_id(colony, signer)
+    if e is None or e["state"] != APPROVED:
+        raise RPCError(500, "Failed to assign process, executor not found")
+    return e  # type: ignore[no-any-return]
+
+
+@rpc("assignprocessmsg")
+async def assign(rt: Runtime, signer: str, msg: dict[str, Any]) -> Any:
+    colony = get_str(msg, "colonyname")
+    timeout = get_num(msg, "timeout", 0.0)
+    if timeout == 0:
+        raise RPCError(400, "Failed to assign process, timeout must not be 0")
+    timeout = min(timeout, rt.settings.max_assign_timeout)
+    e = await rt.store.read(lambda tx: _assigning_executor(tx, colony, signer))
+    etype, store, hub = e["executortype"], rt.store, rt.hub
+    loop = asyncio.get_running_loop()
+    deadline = time.monotonic() + timeout
+    while True:
+        # Park before trying, so a submit committed between the attempt and the wait still wakes us.
+        waiter = hub.park(colony, etype) if timeout > 0 else None
+        try:
+            now = rt.now_ns()
+            rt.heard_from(signer, now)
+            p = await store.write(functools.partial(lifecycle.assign_next, colony=colony, executor=e, now_ns=now))
+            if p is not None:
+                return render(p)
+            remaining = deadline - time.monotonic()
+            if waiter is None or remaining <= 0:
+                raise RPCError(404, "Failed to assign process, No process available for assignment")
+            timer = loop.call_later(remaining, waiter.event.set)
+            try:
+                await waiter.event.wait()
+            finally:
+                timer.cancel()
+        finally:
+            if waiter is not None:
+                hub.unpark(waiter)
+
+
+@rpc("getprocessmsg")
+async def get_process(rt: Runtime, signer: str, msg: dict[str, Any]) -> Any:
+    pid = get_str(msg, "processid")
+
+    def q(tx: Any) -> Any:
+        p = tx.get_process(pid)
+        if p is None:
+            raise RPCError(404, f"Failed to get process, process with id {pid} not found")
+        require_member(tx, p["spec"]["conditions"]["colonyname"], signer)
+        return render(p)
+    return await rt.store.read(q)
+
+
+@rpc("getprocessesmsg")
+async def get_processes(rt: Runtime, signer: str, msg: dict[str, Any]) -> Any:
+    colony = msg.get("colonyname")
+    count, state = get_int(msg, "count", 0), get_int(msg, "state", 0)
+    graphid = get_str(msg, "processgraphid")
+    if count > rt.settings.max_list_count:
+        raise RPCError(400, f"Failed to get processes, count exceeds the limit {rt.settings.max_list_count}")
+    # Extension: state -1 with a processgraphid lists a workflow's processes (pycolonies'
+    # get_processes_for_workflow); upstream rejects -1 always (quirk §8.10).
+    if state not in STATES and not (state == -1 and graphid):
+        raise RPCError(400, "Failed to get processes, invalid msg.State")
+    initiator, label, etype = get_str(msg, "initiator"), get_str(msg, "label"), get_str(msg, "executortype")
+
+    def q(tx: Any) -> Any:
+        require_member(tx, colony, signer)
+        if initiator and not etype and tx.get_user(colony, initiator) is None:
+            raise RPCError(400, f"Failed to get processes, no user with name {initiator}")
+        ps = tx.list_processes(colony, state, max(count, 0), executortype=etype, label=label,
+                               initiator=initiator, processgraphid=graphid)
+        return [render(p) for p in ps] or None
+    return await rt.store.read(q)
+
+
+@rpc("getprocesshistmsg")
+async def get_process_hist(rt: Runtime, signer: str, msg: dict[str, Any]) -> Any:
+    colony, executorid = msg.get("colonyname"), get_str(msg, "executorid")
+    seconds, state = get_int(msg, "seconds", 0), get_int(msg, "state", 0)
+    if not 0 <= seconds <= 100 * 365 * 86_400:
+        raise RPCError(400, "Failed to get process history, seconds out of range")
+    since = rt.now_ns() - seconds * 1_000_000_000
+
+    def q(tx: Any) -> Any:
+        try:
+            require_member(tx, colony, signer)
+        except RPCError:
+            raise NoReply() from None  # quirk §8.13
+        return [render(p) for p in tx.processes_since(colony, since, state, executorid)] or None
+    return await rt.store.read(q)
+
+
+@rpc("removeprocessmsg")
+async def remove_process(rt: Runtime, signer: str, msg: dict[str, Any]) -> Any:
+    pid = get_str(msg, "processid")
+
+    def op(tx: Any) -> Any:
+        p = tx.get_process(pid)
+        if p is None:
+            raise RPCError(500, f"Failed to remove process, process with id {pid} not found (process is nil)")
+        require_member(tx, p["spec"]["conditions"]["colonyname"], signer)
+        if p["processgraphid"]:
+            raise RPCError(400, "Failed to remove process, cannot remove a process part of a workflow, "
+                                "remove the workflow instead")
+        if p["state"] == RUNNING:
+            raise RPCError(400, "Failed to remove process, cannot remove a running process")
+        tx.delete_process(pid)
+        return {}
+    return await rt.store.write(op)
+
+
+@rpc("removeallprocessesmsg")
+async def remove_all_processes(rt: Runtime, signer: str, msg: dict[str, Any]) -> Any:
+    colony, state = msg.get("colonyname"), get_int(msg, "state", 0)
+    if state == RUNNING:
+        raise RPCError(400, "Not possible to remove running processes")
+    if state not in (-1, WAITING, SUCCESS, FAILED):
+        raise RPCError(400, f"Failed to remove processes, invalid state {state}")
+
+    def op(tx: Any) -> Any:
+        require_colony_owner(tx, colony, signer)
+        tx.remove_all_processes(colony, state)
+        return {}
+    return await rt.store.write(op)
+
+
+@rpc("closesuccessfulmsg")
+async def close_successful(rt: Runtime, signer: str, msg: dict[str, Any]) -> Any:
+    pid, out = get_str(msg, "processid"), get_list(msg, "out")
+    now = rt.now_ns()
+
+    def op(tx: Any) -> Any:
+        p = assigned_process(tx, pid, signer, "close process")
+        if p["state"] == WAITING:
+            raise RPCError(400, "Failed to close process, tried to close a waiting process as successful")
+        if p["state"] == FAILED:
+            raise RPCError(400, "Failed to close process, tried to set failed process as successful")
+        lifecycle.close(tx, p, out, now)
+        return {}
+    return await rt.store.write(op)
+
+
+@rpc("closefailedmsg")
+async def close_failed(rt: Runtime, signer: str, msg: dict[str, Any]) -> Any:
+    pid = get_str(msg, "processid")
+    errors = [e if isinstance(e, str) else str(e) for e in get_list(msg, "errors")]
+    now = rt.now_ns()
+
+    def op(tx: Any) -> Any:
+        p = assigned_process(tx, pid, signer, "close process")
+        if p["state"] == SUCCESS:
+            raise RPCError(400, "Tried to set successful process as failed")
+        if p["state"] == FAILED:
+            raise RPCError(400, "Tried to set failed process as failed")
+        if p["state"] == WAITING:
+            raise RPCError(400, "Failed to close process, tried to close a waiting process as failed")
+        lifecycle.fail(tx, p, errors, now)
+        return {}
+    return await rt.store.write(op)
+
+
+@rpc("setoutputmsg")
+async def set_output(rt: Runtime, signer: str, msg: dict[str, Any]) -> Any:
+    pid, out = get_str(msg, "processid"), get_list(msg, "out")
+
+    def op(tx: Any) -> Any:
+        p = assigned_process(tx, pid, signer, "set output")
+        if p["state"] != RUNNING:
+            raise RPCError(403, "Failed to set output, process is not running")
+        if out:
+            p["out"] = out
+            tx.update_process(p)
+        return {}
+    return await rt.store.write(op)

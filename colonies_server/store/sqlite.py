@@ -1,0 +1,279 @@
+"""SQLite store: WAL, one connection owned by the event loop, group commit with a savepoint per operation.
+
+Why in the loop thread rather than a writer thread: Python's sqlite3 releases the GIL around every step,
+so a writer thread re-acquires the GIL several times per statement while the loop thread is busy; under
+load that convoy costs more than the statements. Statements here take microseconds; the expensive part,
+the COMMIT (fsync with synchronous=FULL, ~0.1-0.2 ms), is paid once per batch: every operation queued
+during one loop iteration joins the same transaction, and their futures resolve only after COMMIT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .base import EventSink
+from .schema import SCHEMA, SCHEMA_VERSION
+from .sqlite_tx import SqliteTx
+
+__all__ = ["SqliteStore"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class _Checkpointer:
+    """WAL checkpoints on their own connection in a daemon thread.
+
+    Auto-checkpointing is off on the loop's connection: a checkpoint copies pages into the database and
+    fsyncs it (milliseconds here), which would stall the event loop inside some unlucky COMMIT. PASSIVE
+    checkpoints run concurrently with the writer; the sqlite3 module releases the GIL while they work.
+    """
+
+    def __init__(self, path: str, period: float) -> None:
+        self.path = path
+        self.period = period
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA busy_timeout=5000")
+            while not self._stop.wait(self.period):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as e:
+                    log.warning("checkpoint failed: %s", e)
+        finally:
+            conn.close()
+
+
+class _Committer:
+    """Runs COMMIT in a daemon thread (used with synchronous=FULL/EXTRA, where COMMIT is an fsync).
+
+    The sqlite3 module releases the GIL during the fsync, so the loop keeps parsing and verifying
+    requests meanwhile; they form the next batch, which starts when this COMMIT is done.
+    """
+
+    def __init__(self) -> None:
+        self._q: queue.SimpleQueue[tuple[sqlite3.Connection, Callable[[BaseException | None], None]] | None] = (
+            queue.SimpleQueue())
+        self._thread = threading.Thread(target=self._run, name="sqlite-commit", daemon=True)
+        self._thread.start()
+
+    def commit(self, conn: sqlite3.Connection, done: Callable[[BaseException | None], None]) -> None:
+        self._q.put((conn, done))
+
+    def stop(self) -> None:
+        self._q.put(None)
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while True:
+            item = self._q.get()
+            if item is None:
+                return
+            conn, done = item
+            err: BaseException | None = None
+            try:
+                conn.execute("COMMIT")
+            except Exception as e:  # handed to the loop, which fails the batch
+                err = e
+            done(err)
+
+
+class SqliteStore:
+    """The Store protocol on one SQLite file (see module docstring for the commit strategy)."""
+
+    def __init__(self, path: str, synchronous: str = "FULL", max_batch: int = 2000,
+                 checkpoint_period: float = 1.0) -> None:
+        if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
+            raise ValueError(f"sqlite synchronous must be FULL, NORMAL or EXTRA, not {synchronous!r}")
+        self.path = path
+        self.synchronous = synchronous.upper()
+        self.max_batch = max_batch
+        self.checkpoint_period = checkpoint_period
+        self._checkpointer: _Checkpointer | None = None
+        self.on_commit: EventSink | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._tx: SqliteTx | None = None
+        self._pending: list[tuple[Callable[[Any], Any], asyncio.Future[Any]]] = []
+        self._scheduled = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.batches = 0
+        self.ops = 0
+        # synchronous=FULL/EXTRA: COMMIT (an fsync) runs in a thread and reads use a second connection,
+        # so the loop never waits for the disk; NORMAL commits are only write()s and stay inline.
+        self._offload = self.synchronous in ("FULL", "EXTRA") and path != ":memory:"
+        self._committer: _Committer | None = None
+        self._committing = False
+        self._rconn: sqlite3.Connection | None = None
+        self._rtx: SqliteTx | None = None
+
+    async def open(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, cached_statements=512)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={self.synchronous}")
+        conn.execute("PRAGMA foreign_keys=OFF")
+        conn.execute("PRAGMA busy_timeout=5000")
+        conn.execute("PRAGMA cache_size=-65536")
+        conn.execute("BEGIN IMMEDIATE")
+        for stmt in SCHEMA.split(";"):
+            if stmt.strip():
+                conn.execute(stmt)
+        conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        conn.execute("COMMIT")
+        self._conn = conn
+        self._tx = SqliteTx(conn)
+        self._tx.cache_members = True  # this connection sees every write (see SqliteTx.member)
+        if self._offload:
+            self._rconn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                          cached_statements=512)
+            self._rconn.execute("PRAGMA query_only=ON")
+            self._rtx = SqliteTx(self._rconn)
+            self._committer = _Committer()
+        if self.path != ":memory:" and self.checkpoint_period > 0:
+            conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer thread does it (see _Checkpointer)
+            self._checkpointer = _Checkpointer(self.path, self.checkpoint_period)
+            self._checkpointer.start()
+
+    async def close(self) -> None:
+        while self._committing:  # let an in-flight COMMIT land and resolve its futures
+            await asyncio.sleep(0.001)
+        self._offload = False  # whatever is still queued commits inline now
+        if self._pending:
+            self._flush()
+        if self._committer is not None:
+            self._committer.stop()
+            self._committer = None
+        if self._rconn is not None:
+            self._rconn.close()
+            self._rconn = None
+            self._rtx = None
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
+        if self._conn is not None:
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as e:
+                log.warning("final checkpoint failed: %s", e)
+            self._conn.close()
+            self._conn = None
+
+    @property
+    def tx(self) -> SqliteTx:
+        if self._tx is None:
+            raise RuntimeError("store is not open")
+        return self._tx
+
+    async def read(self, fn: Callable[[Any], T]) -> T:
+        """Run a read-only function now; it only sees committed data."""
+        return fn(self._rtx if self._rtx is not None else self.tx)
+
+    def write(self, fn: Callable[[Any], T]) -> asyncio.Future[T]:
+        """Queue fn(tx) for the next group commit; the future resolves after COMMIT (or with fn's error)."""
+        if self._loop is None or self._conn is None:
+            raise RuntimeError("store is not open")
+        fut: asyncio.Future[T] = self._loop.create_future()
+        self._pending.append((fn, fut))
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self._flush)
+        return fut
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        while self._pending and not self._committing:
+            batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch:]
+            self._run_batch(batch)
+
+    def _run_batch(self, batch: list[tuple[Callable[[Any], Any], asyncio.Future[Any]]]) -> None:
+        conn, tx = self._conn, self.tx
+        assert conn is not None
+        done: list[tuple[asyncio.Future[Any], Any, BaseException | None, list[tuple[Any, ...]]]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as e:
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(e)
+            return
+        for fn, fut in batch:
+            if fut.cancelled():
+                continue  # the caller is gone (e.g. a disconnected long-poll): nothing to acknowledge
+            tx.events = []
+            conn.execute("SAVEPOINT op")
+            try:
+                result = fn(tx)
+            except Exception as e:  # one failing operation must not poison the batch
+                tx.invalidate()
+                conn.execute("ROLLBACK TO op")
+                conn.execute("RELEASE op")
+                done.append((fut, None, e, []))
+            else:
+                conn.execute("RELEASE op")
+                done.append((fut, result, None, tx.events))
+        tx.events = []
+        if self._offload and self._committer is not None and self._loop is not None:
+            self._committing = True
+            loop = self._loop
+
+            def landed(err: BaseException | None) -> None:  # in the committer thread
+                loop.call_soon_threadsafe(self._committed, done, err)
+            self._committer.commit(conn, landed)
+            return
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as e:
+            self._committed(done, e)
+            return
+        self._committed(done, None)
+
+    def _committed(self, done: list[tuple[asyncio.Future[Any], Any, BaseException | None, list[tuple[Any, ...]]]],
+                   err: BaseException | None) -> None:
+        """After COMMIT (or its failure): resolve the batch's futures and publish its events."""
+        self._committing = False
+        conn, tx = self._conn, self._tx
+        if err is not None:
+            log.warning("commit failed, %d operations rolled back: %s", len(done), err)
+            if tx is not None:
+                tx.invalidate()
+            if conn is not None and conn.in_transaction:
+                conn.execute("ROLLBACK")
+            for fut, _, _, _ in done:
+                if not fut.done():
+                    fut.set_exception(err)
+        else:
+            self.batches += 1
+            self.ops += len(done)
+            sink = self.on_commit
+            for fut, result, e, events in done:
+                if events and sink is not None:
+                    sink(events)
+                if fut.done():
+                    continue
+                if e is not None:
+                    fut.set_exception(e)
+                else:
+                    fut.set_result(result)
+        if self._pending and not self._scheduled and self._loop is not None:
+            self._scheduled = True
+            self._loop.call_soon(self._flush)

@@ -1,0 +1,69 @@
+"""The executor's settings: one frozen object, built by the CLI (the only place that reads env)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .pool import PoolSettings
+
+__all__ = ["DEFAULT_TYPE", "ExecutorSettings", "default_name"]
+
+DEFAULT_TYPE = "faas-executor"
+
+
+def default_name(executortype: str = DEFAULT_TYPE) -> str:
+    """A unique name, so several executors can join one colony without configuration."""
+    return f"{executortype}-{os.uname().nodename.split('.')[0]}-{uuid.uuid4().hex[:6]}"
+
+
+def _default_state_dir() -> str:
+    # Shared by the executors of a machine: the bundle cache is content-addressed and written
+    # atomically; each executor's scratch dirs get their own subdirectory.
+    return str(Path(tempfile.gettempdir()) / "colonyfaas-executor")
+
+
+@dataclass(frozen=True)
+class ExecutorSettings:
+    """Who the executor is in the colony and how it runs calls. Every timeout is finite."""
+
+    colonyname: str
+    executorname: str = field(default_factory=default_name)
+    executortype: str = DEFAULT_TYPE
+    prvkey: str = field(default="", repr=False)
+    colony_prvkey: str = field(default="", repr=False)
+    concurrency: int = 2
+    assign_timeout: float = 5.0
+    default_timeout: float = 600.0
+    lease: float = 30.0
+    label: str = "/faas"
+    register_functions: bool = True
+    unregister_on_exit: bool = True
+    state_dir: str = field(default_factory=_default_state_dir)
+    pool: PoolSettings | None = None
+
+    def __post_init__(self) -> None:
+        if not self.colonyname:
+            raise ValueError("a colony name is required (COLONIES_COLONY_NAME)")
+        if self.concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {self.concurrency}")
+        if not (self.prvkey or self.colony_prvkey):
+            raise ValueError("either the colony key (COLONIES_COLONY_PRVKEY) to register a new executor, "
+                             "or the key of a registered executor (COLONIES_PRVKEY) is required")
+        for name in ("assign_timeout", "default_timeout", "lease"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+
+    @property
+    def cache_dir(self) -> str:
+        return str(Path(self.state_dir) / "bundles")
+
+    def pool_settings(self) -> PoolSettings:
+        """The pool's settings: one warm worker slot per concurrent call."""
+        if self.pool is not None:
+            return self.pool
+        scratch = Path(self.state_dir) / f"scratch-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        return PoolSettings(scratch_root=str(scratch), size=self.concurrency)

@@ -1,0 +1,7 @@
+"""`python -m gateway start …`."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,212 @@
+"""Shared waiting: a few websockets to the server's /pubsub carry the subscriptions of every in-flight call.
+
+A request that waits for its process costs two signed frames on an already-open socket
+(subscribeprocessmsg for SUCCESS and for FAILED: the upstream server only notifies the state
+asked for) instead of a websocket handshake per request. The server sends a frame at once when
+the process is already in that state, so subscribing after submit cannot miss the result, and a
+subscription whose socket went away is simply sent again on another one.
+
+Sockets live in epochs. The upstream server closes the whole TCP connection when any one
+subscription on it expires, and our server holds every subscription for its full timeout, so a
+socket takes new subscriptions only while it has at least `min_left` seconds to live, and every
+subscription on it gets a timeout that ends with the socket (`lifetime`). When the socket ends,
+the subscriptions still pending move to the current one. At any time one or two sockets are open,
+and the server never holds a subscription longer than `lifetime`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sdk.envelope import build_envelope, parse_frame
+from sdk.errors import ColoniesError
+from sdk.models import Process, ProcessState
+
+__all__ = ["ProcessWaiter"]
+
+log = logging.getLogger(__name__)
+
+_FINAL = (ProcessState.SUCCESS, ProcessState.FAILED)
+
+
+@dataclass
+class _Sub:
+    future: asyncio.Future[Process]
+    waiters: int = 0
+    socket: _Socket | None = None
+
+
+@dataclass(eq=False)
+class _Socket:
+    ws: Any
+    expires: float  # monotonic time the server ends this socket's subscriptions
+    pids: set[str] = field(default_factory=set)
+    reader: asyncio.Task[None] | None = None
+    alive: bool = True
+
+
+class ProcessWaiter:
+    """Waits for many processes to end over a few shared, self-healing websocket connections."""
+
+    def __init__(self, url: str, prvkey: str, colony: str, executortype: str, *,
+                 connect: Callable[..., Any] | None = None, lifetime: float = 20.0, min_left: float = 8.0,
+                 reconnect_max: float = 2.0) -> None:
+        self.url = url
+        self.prvkey = prvkey
+        self.colony = colony
+        self.executortype = executortype
+        self.lifetime = lifetime
+        self.min_left = min_left
+        self.reconnect_max = reconnect_max
+        self._connect = connect
+        self._subs: dict[str, _Sub] = {}
+        self._current: _Socket | None = None
+        self._opening: asyncio.Future[_Socket] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closing = False
+        self.sockets_opened = 0
+
+    @property
+    def pending(self) -> int:
+        return len(self._subs)
+
+    async def wait(self, processid: str, timeout: float) -> Process | None:
+        """The process once it is successful or failed, or None after `timeout` seconds."""
+        sub = self._subs.get(processid)
+        if sub is None:
+            sub = self._subs[processid] = _Sub(asyncio.get_running_loop().create_future())
+            self._spawn(self._subscribe(processid, sub))
+        sub.waiters += 1
+        try:
+            return await asyncio.wait_for(asyncio.shield(sub.future), timeout)
+        except asyncio.TimeoutError:
+            return None
+        finally:
+            sub.waiters -= 1
+            if sub.waiters == 0 and self._subs.get(processid) is sub:
+                del self._subs[processid]
+                if sub.socket is not None:
+                    sub.socket.pids.discard(processid)
+
+    async def close(self) -> None:
+        self._closing = True
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _subscribe(self, processid: str, sub: _Sub) -> None:
+        """Send the subscription on a live socket; retried (with backoff) until it is sent or no longer wanted."""
+        delay = 0.05
+        while not self._closing and self._subs.get(processid) is sub and not sub.future.done():
+            try:
+                sock = await self._socket()
+                left = sock.expires - time.monotonic()
+                timeout = max(1, math.floor(left))
+                sock.pids.add(processid)
+                sub.socket = sock
+                for state in _FINAL:
+                    await sock.ws.send(build_envelope(
+                        {"msgtype": "subscribeprocessmsg", "processid": processid, "executortype": self.executortype,
+                         "state": int(state), "timeout": timeout, "colonyname": self.colony}, self.prvkey))
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # cannot connect, or the socket broke while sending
+                log.info("pubsub subscribe %s: %s (retrying)", processid[:12], e)
+                sub.socket = None
+                await asyncio.sleep(delay)  # backoff between attempts, not synchronisation
+                delay = min(delay * 2, self.reconnect_max)
+
+    async def _socket(self) -> _Socket:
+        sock = self._current
+        if sock is not None and sock.alive and sock.expires - time.monotonic() >= self.min_left:
+            return sock
+        if self._opening is None:
+            self._opening = asyncio.get_running_loop().create_future()
+            opening = self._opening
+            try:
+                ws = await self._open()
+            except BaseException as e:
+                opening.set_exception(e)
+                opening.exception()  # retrieved here; waiters get it from the await below
+                raise
+            finally:
+                self._opening = None
+            sock = _Socket(ws, time.monotonic() + self.lifetime)
+            self.sockets_opened += 1
+            self._current = sock
+            sock.reader = asyncio.get_running_loop().create_task(self._read(sock), name="faas-gateway-pubsub")
+            self._tasks.add(sock.reader)
+            sock.reader.add_done_callback(self._tasks.discard)
+            opening.set_result(sock)
+            return sock
+        return await asyncio.shield(self._opening)
+
+    async def _open(self) -> Any:
+        if self._connect is not None:
+            return await self._connect(self.url)
+        from websockets.asyncio.client import connect
+
+        return await connect(self.url, max_size=None, open_timeout=10, close_timeout=1, compression=None)
+
+    async def _read(self, sock: _Socket) -> None:
+        try:
+            while True:
+                # The server ends the socket at `expires`; a little grace, then it is ours to close.
+                left = sock.expires + 2.0 - time.monotonic()
+                if left <= 0:
+                    break
+                try:
+                    text = await asyncio.wait_for(sock.ws.recv(), left)
+                except asyncio.TimeoutError:
+                    break
+                self._deliver(text)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # closed by the server (expiry) or broken
+            log.debug("pubsub socket ended: %s", e)
+        finally:
+            sock.alive = False
+            if self._current is sock:
+                self._current = None
+            with contextlib.suppress(Exception):
+                await sock.ws.close()
+            if not self._closing:
+                # Subscriptions still waiting move to a live socket.
+                for pid in list(sock.pids):
+                    sub = self._subs.get(pid)
+                    if sub is not None and sub.socket is sock and not sub.future.done():
+                        sub.socket = None
+                        self._spawn(self._subscribe(pid, sub))
+
+    def _deliver(self, text: str | bytes) -> None:
+        try:
+            reply = parse_frame(text)
+            if reply.error:
+                # e.g. "Invalid process with Id …": the caller's final get_process answers for it.
+                log.debug("pubsub error frame: %s", reply.payload)
+                return
+            process = Process.model_validate(reply.payload)
+        except (ColoniesError, ValueError) as e:
+            log.warning("unreadable pubsub frame: %s", e)
+            return
+        sub = self._subs.get(process.processid)
+        if sub is not None and process.state in _FINAL and not sub.future.done():
+            sub.future.set_result(process)
+            if sub.socket is not None:
+                sub.socket.pids.discard(process.processid)

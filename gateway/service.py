@@ -1,0 +1,399 @@
+"""The gateway's core: arguments → FuncSpec → submit → wait → result, over one shared client."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sdk import Conditions, FuncSpec, Process, ProcessState
+from sdk.cfs import REVISION_ENV
+from sdk.errors import ColoniesError, NotFoundError
+
+from .callbacks import CallbackSender
+from .catalog import FunctionCatalog
+from .errors import (
+    BadRequest,
+    Conflict,
+    FunctionFailed,
+    GatewayError,
+    NotFound,
+    ResultTimeout,
+    ServerUnavailable,
+    from_colonies,
+)
+from .idempotency import IdempotencyConflict, IdempotencyStore, fingerprint
+from .metrics import Metrics, Outcome
+from .pubsub import ProcessWaiter
+from .rpc import LeanRPC
+from .settings import Settings
+from .signature import FunctionInfo, ParameterError, bind, convert_query
+
+__all__ = ["Call", "Gateway", "Result", "error_text", "output_value", "parse_timeout", "process_view", "split_body"]
+
+log = logging.getLogger(__name__)
+
+EXEC_GRACE = 5  # seconds
+
+STATE_NAMES = {
+    ProcessState.WAITING: "waiting",
+    ProcessState.RUNNING: "running",
+    ProcessState.SUCCESS: "successful",
+    ProcessState.FAILED: "failed",
+    ProcessState.CANCELLED: "cancelled",
+}
+
+
+@dataclass(frozen=True)
+class Call:
+    """An invocation as the HTTP layer parsed it (before the signature check)."""
+
+    function: str
+    query: tuple[tuple[str, str], ...] = ()  # raw query pairs, converted with the signature
+    body: Any = None  # the parsed JSON body of a POST (None: no body)
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Result:
+    processid: str
+    value: Any
+    seconds: float
+
+
+def output_value(process: Process) -> Any:
+    """The function's return value: the executor closes with output = [result]."""
+    out = process.output
+    if len(out) == 1:
+        return out[0]
+    return out or None
+
+
+def error_text(process: Process) -> str:
+    return "\n".join(str(e) for e in process.errors) or "the function failed without an error text"
+
+
+def _time(value: datetime) -> str | None:
+    if value.year == 1:
+        return None
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def process_view(process: Process) -> dict[str, Any]:
+    """The JSON of GET /processes/{id}."""
+    view: dict[str, Any] = {
+        "processid": process.processid,
+        "function": process.spec.funcname,
+        "state": STATE_NAMES.get(process.state, str(int(process.state))),
+    }
+    if process.state == ProcessState.SUCCESS:
+        view["result"] = output_value(process)
+    elif process.state in (ProcessState.FAILED, ProcessState.CANCELLED):
+        view["error"] = error_text(process)
+    view.update(submitted=_time(process.submissiontime), started=_time(process.starttime),
+                ended=_time(process.endtime), retries=process.retries)
+    return view
+
+
+class Gateway:
+    """Everything a route needs; owns the client, the function cache, the shared waiter, the stores."""
+
+    def __init__(self, settings: Settings, client: Any, waiter: ProcessWaiter | None = None,
+                 callbacks: CallbackSender | None = None, rpc: LeanRPC | None = None) -> None:
+        self.settings = settings
+        self.client = client
+        # submit and get_process, on every invocation's path: see rpc.py for why not `client`.
+        self.rpc = rpc or LeanRPC(settings.server_host, settings.server_port, settings.server_tls,
+                                  settings.prvkey, timeout=settings.rpc_timeout,
+                                  max_connections=settings.rpc_connections)
+        self.catalog = FunctionCatalog(client, settings.colony, settings.label, settings.cache_ttl)
+        self.waiter = waiter or ProcessWaiter(settings.pubsub_url, settings.prvkey, settings.colony,
+                                              settings.executortype)
+        self.callbacks = callbacks or CallbackSender(settings.callback_attempts, settings.callback_backoff,
+                                                     settings.callback_timeout)
+        self.idempotency = IdempotencyStore(settings.idempotency_ttl, settings.idempotency_max_keys)
+        self.metrics = Metrics()
+        self._submitting: dict[tuple[str, str], asyncio.Future[str]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._waiting_cache: tuple[float, dict[str, int] | None, bool] = (0.0, None, False)
+
+    async def aclose(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.waiter.close()
+        await self.callbacks.aclose()
+        await self.rpc.aclose()
+
+    # -- preparing and submitting --------------------------------------------------------------------
+
+    async def prepare(self, call: Call) -> tuple[FunctionInfo, list[Any], dict[str, Any]]:
+        """Look the function up and check the arguments (once more against a fresh revision on error)."""
+        info = await self.catalog.get(call.function)
+        try:
+            args, kwargs = self._bind(info, call)
+        except ParameterError as first:
+            # Even a revision checked a moment ago may be stale: the caller may just have redeployed.
+            info = await self.catalog.get(call.function, refresh=True)
+            try:
+                args, kwargs = self._bind(info, call)
+            except ParameterError as e:
+                raise BadRequest(str(e), function=call.function) from first
+        return info, args, kwargs
+
+    @staticmethod
+    def _bind(info: FunctionInfo, call: Call) -> tuple[list[Any], dict[str, Any]]:
+        names = [p.name for p in info.params or ()]
+        try:
+            args, kwargs = split_body(call.body, names)
+        except BadRequest as e:
+            raise ParameterError(e.message) from None
+        if call.query:
+            kwargs.update(convert_query(info, call.query))
+        return bind(info, args, kwargs)
+
+    def spec(self, info: FunctionInfo, args: list[Any], kwargs: dict[str, Any]) -> FuncSpec:
+        s = self.settings
+        return FuncSpec(
+            nodename=info.name,
+            funcname=info.name,
+            args=args,
+            kwargs=kwargs,
+            priority=0,
+            maxwaittime=-1,
+            # The executor enforces the function's own timeout and fails the process; the server's
+            # maxexectime (which re-queues) must not beat it to it.
+            maxexectime=info.timeout + EXEC_GRACE if info.timeout else s.default_exec_timeout,
+            maxretries=info.retries if info.retries is not None else 3,
+            conditions=Conditions(colonyname=s.colony, executortype=s.executortype),
+            env=self.revision_hint(info.name),
+        )
+
+    def revision_hint(self, name: str) -> dict[str, str]:
+        """The revision the call was bound against (docs/BUNDLE.md, "Revision hint"): the executor
+        runs it without asking the server for the newest one. Empty once the catalog's entry is
+        past its TTL, so a deploy is never hidden for longer than the catalog's own re-check."""
+        revision = self.catalog.revision(name)
+        if revision is None:
+            return {}
+        return {REVISION_ENV: revision[1]}
+
+    async def submit(self, call: Call) -> tuple[str, bool]:
+        """Submit the call (or find the one its Idempotency-Key stands for): (processid, reused)."""
+        info, args, kwargs = await self.prepare(call)
+        key = call.idempotency_key
+        if not key:
+            return await self._submit(info, args, kwargs), False
+        slot = (info.name, key)
+        try:
+            existing = self.idempotency.reserve(info.name, key, fingerprint(args, kwargs))
+        except IdempotencyConflict as e:
+            raise Conflict(str(e), function=info.name) from None
+        if existing is not None:
+            if existing.processid is not None:
+                return existing.processid, True
+            pending = self._submitting.get(slot)
+            if pending is not None:
+                return await asyncio.shield(pending), True
+        fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._submitting[slot] = fut
+        try:
+            pid = await self._submit(info, args, kwargs)
+        except BaseException as e:
+            self.idempotency.release(info.name, key)
+            # Requests waiting on this key get an error of their own, never our cancellation.
+            fut.set_exception(e if isinstance(e, GatewayError) else ServerUnavailable(
+                f"the first request with Idempotency-Key {key!r} did not complete its submission; retry"))
+            fut.exception()
+            raise
+        finally:
+            self._submitting.pop(slot, None)
+        self.idempotency.complete(info.name, key, pid)
+        fut.set_result(pid)
+        return pid, False
+
+    async def _submit(self, info: FunctionInfo, args: list[Any], kwargs: dict[str, Any]) -> str:
+        try:
+            process = await self.rpc.submit(self.spec(info, args, kwargs))
+        except ColoniesError as e:
+            raise from_colonies(e, f"submitting {info.name}") from None
+        log.info("submitted %s process %s", info.name, process.processid)
+        return str(process.processid)
+
+    # -- waiting --------------------------------------------------------------------------------------
+
+    async def get_process(self, processid: str) -> Process:
+        try:
+            return await self.rpc.get_process(processid)
+        except NotFoundError:
+            raise NotFound(f"no process with id {processid}", processid=processid) from None
+        except ColoniesError as e:
+            raise from_colonies(e, f"fetching process {processid}") from None
+
+    async def wait(self, processid: str, timeout: float, reused: bool = False) -> Process | None:
+        """The finished process, or None after `timeout`: pubsub, then one get_process at the
+        deadline (which also answers for a process the subscription could not see)."""
+        if reused:
+            process = await self.get_process(processid)
+            if process.state.is_final:
+                return process
+        done = await self.waiter.wait(processid, timeout)
+        if done is not None:
+            return done
+        process = await self.get_process(processid)
+        return process if process.state.is_final else None
+
+    async def invoke(self, call: Call, timeout: float) -> Result:
+        """Run a call synchronously; raises GatewayError subclasses for every non-200 outcome."""
+        started = time.monotonic()
+        self.metrics.in_flight += 1
+        outcome = Outcome.UNAVAILABLE
+        try:
+            pid, reused = await self.submit(call)
+            process = await self.wait(pid, timeout, reused)
+            if process is None:
+                outcome = Outcome.TIMEOUT
+                raise ResultTimeout(
+                    f"no result from {call.function} within {timeout:g} s; the invocation is still queued or "
+                    f"running: GET /processes/{pid}", processid=pid, status_url=f"/processes/{pid}")
+            if process.state != ProcessState.SUCCESS:
+                outcome = Outcome.ERROR
+                raise FunctionFailed(error_text(process), processid=pid)
+            outcome = Outcome.SUCCESS
+            return Result(pid, output_value(process), time.monotonic() - started)
+        except GatewayError as e:
+            if e.status == 400 or e.status == 422:
+                outcome = Outcome.BAD_REQUEST
+            elif e.status == 404:
+                outcome = Outcome.NOT_FOUND
+            raise
+        finally:
+            self.metrics.in_flight -= 1
+            ran = outcome in (Outcome.SUCCESS, Outcome.ERROR, Outcome.TIMEOUT)
+            self.metrics.record(call.function, outcome, time.monotonic() - started if ran else None)
+
+    # -- async invocations ---------------------------------------------------------------------------
+
+    async def invoke_async(self, call: Call, callback_url: str | None) -> tuple[str, bool]:
+        try:
+            pid, reused = await self.submit(call)
+        except GatewayError as e:
+            self.metrics.record(call.function, Outcome.BAD_REQUEST if e.status in (400, 422) else
+                                Outcome.NOT_FOUND if e.status == 404 else Outcome.UNAVAILABLE)
+            raise
+        self.metrics.record(call.function, Outcome.ACCEPTED)
+        if callback_url and not reused:
+            task = asyncio.get_running_loop().create_task(self._deliver(pid, call.function, callback_url),
+                                                          name=f"callback-{pid}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return pid, reused
+
+    async def _deliver(self, pid: str, function: str, url: str) -> None:
+        try:
+            process = await self.wait(pid, self.settings.callback_wait)
+            body: dict[str, Any]
+            if process is None:
+                body = {"processid": pid, "function": function, "state": "timeout",
+                        "error": f"no result within {self.settings.callback_wait:g} s"}
+            else:
+                body = process_view(process)
+        except GatewayError as e:
+            body = {"processid": pid, "function": function, "state": "unknown", "error": e.message}
+        ok = await self.callbacks.send(url, body, {"X-Process-Id": pid, "X-Function-Name": function})
+        self.metrics.record_callback("delivered" if ok else "failed")
+
+    # -- reads -------------------------------------------------------------------------------------------
+
+    async def logs(self, processid: str, count: int, since: int) -> list[dict[str, Any]]:
+        process = await self.get_process(processid)  # 404 for an unknown id, whatever the server says
+        try:
+            logs = await self.client.get_logs(self.settings.colony, processid=process.processid, count=count,
+                                              since=since)
+        except ColoniesError as e:
+            raise from_colonies(e, f"fetching logs of {processid}") from None
+        return [{"timestamp": lg.timestamp, "executorname": lg.executorname, "message": lg.message}
+                for lg in logs or []]
+
+    async def functions(self) -> list[dict[str, Any]]:
+        names = await self.catalog.names()
+        infos = await asyncio.gather(*(self._summary(n) for n in names))
+        return [i for i in infos if i is not None]
+
+    async def _summary(self, name: str) -> dict[str, Any] | None:
+        try:
+            info = await self.catalog.get(name)
+        except NotFound:
+            return None  # removed between the listing and the lookup
+        doc = (info.doc or "").strip().splitlines()
+        return {"name": name, "signature": info.signature_text, "summary": doc[0] if doc else None,
+                "version": info.version, "url": f"/function/{name}"}
+
+    async def function(self, name: str) -> dict[str, Any]:
+        info = await self.catalog.get(name, refresh=True)
+        return {**info.describe(), "versions": await self.catalog.versions(name), "url": f"/function/{name}"}
+
+    async def server_version(self) -> str:
+        try:
+            v = await self.client.version()
+        except ColoniesError as e:
+            raise from_colonies(e, "health check") from None
+        return str(v) if not isinstance(v, dict) else str(v.get("buildversion", v))
+
+    async def waiting(self) -> tuple[dict[str, int] | None, bool]:
+        """Waiting processes per executor type (capped at 100 each, the protocol's page size; the
+        colony's exact total under the key ""), and whether the server answered. Cached briefly so a
+        scrape storm is a few queries."""
+        stamp, cached, up = self._waiting_cache
+        if time.monotonic() - stamp < self.settings.metrics_cache_seconds:
+            return cached, up
+        counts: dict[str, int] = {}
+        try:
+            for et in self.settings.metrics_executortypes:
+                procs = await self.client.get_processes(self.settings.colony, ProcessState.WAITING, count=100,
+                                                        executortype=et)
+                counts[et] = len(procs or [])
+            stats = await self.client.colony_stats(self.settings.colony)
+            counts[""] = stats.waitingprocesses
+        except ColoniesError as e:
+            log.info("metrics: cannot count waiting processes: %s", e)
+            self._waiting_cache = (time.monotonic(), None, False)
+            return None, False
+        self._waiting_cache = (time.monotonic(), counts, True)
+        return counts, True
+
+
+def parse_timeout(header: str | None, default: float, maximum: float) -> float:
+    """The X-Timeout header (seconds) or the default; 400 for nonsense."""
+    if header is None or not header.strip():
+        return default
+    try:
+        value = float(header.strip().rstrip("s"))
+    except ValueError:
+        raise BadRequest(f"X-Timeout must be a number of seconds, got {header!r}") from None
+    if not 0 < value <= maximum:
+        raise BadRequest(f"X-Timeout must be between 0 and {maximum:g} seconds, got {header!r}")
+    return value
+
+
+def split_body(body: Any, info_params: Sequence[str] | None = None) -> tuple[list[Any], dict[str, Any]]:
+    """POST body → (args, kwargs): an object is keyword arguments, unless it is exactly
+    {"args": [...], "kwargs": {...}} (either key optional); an array is positional arguments."""
+    if body is None:
+        return [], {}
+    if isinstance(body, list):
+        return list(body), {}
+    if not isinstance(body, dict):
+        raise BadRequest("request body must be a JSON object (keyword arguments), "
+                         'an array (positional arguments) or {"args": [...], "kwargs": {...}}')
+    keys = set(body)
+    named = set(info_params or ())
+    if keys and keys <= {"args", "kwargs"} and not (keys & named) and \
+            isinstance(body.get("args", []), list) and isinstance(body.get("kwargs", {}), dict):
+        return list(body.get("args", [])), dict(body.get("kwargs", {}))
+    return [], dict(body)

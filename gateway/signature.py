@@ -1,0 +1,328 @@
+"""A deployed function's signature: parsing the bundle, converting query values, binding arguments."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "BUNDLE_FORMAT",
+    "FunctionInfo",
+    "Param",
+    "ParameterError",
+    "bind",
+    "convert_query",
+    "parse_function",
+]
+
+BUNDLE_FORMAT = "colonyfaas-bundle/1"
+
+POSITIONAL_ONLY = "POSITIONAL_ONLY"
+POSITIONAL_OR_KEYWORD = "POSITIONAL_OR_KEYWORD"
+VAR_POSITIONAL = "VAR_POSITIONAL"
+KEYWORD_ONLY = "KEYWORD_ONLY"
+VAR_KEYWORD = "VAR_KEYWORD"
+_KINDS = {POSITIONAL_ONLY, POSITIONAL_OR_KEYWORD, VAR_POSITIONAL, KEYWORD_ONLY, VAR_KEYWORD}
+
+
+class ParameterError(ValueError):
+    """Arguments that do not fit the function (missing, unknown, unconvertible); the message names them."""
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    kind: str = POSITIONAL_OR_KEYWORD
+    has_default: bool = False
+    default: Any = None
+    annotation: str | None = None
+
+    @property
+    def required(self) -> bool:
+        return not self.has_default and self.kind not in (VAR_POSITIONAL, VAR_KEYWORD)
+
+    def render(self) -> str:
+        prefix = {VAR_POSITIONAL: "*", VAR_KEYWORD: "**"}.get(self.kind, "")
+        text = prefix + self.name
+        if self.annotation:
+            text += f": {self.annotation}"
+        if self.has_default:
+            text += f" = {self.default!r}"
+        return text
+
+
+@dataclass(frozen=True)
+class FunctionInfo:
+    """What the gateway knows about one deployed function (one revision of its /faas file)."""
+
+    name: str
+    # None: a bare source file or a bundle without a signature; values pass through unchecked.
+    params: tuple[Param, ...] | None
+    returns: str | None = None
+    doc: str | None = None
+    version: str | None = None
+    timeout: int | None = None
+    retries: int | None = None
+    deployed_at: str | None = None
+    bundle_format: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def signature_text(self) -> str | None:
+        if self.params is None:
+            return None
+        parts: list[str] = []
+        kinds = [p.kind for p in self.params]
+        for i, p in enumerate(self.params):
+            if p.kind == KEYWORD_ONLY and VAR_POSITIONAL not in kinds and KEYWORD_ONLY not in kinds[:i]:
+                parts.append("*")
+            parts.append(p.render())
+            if p.kind == POSITIONAL_ONLY and (i + 1 == len(kinds) or kinds[i + 1] != POSITIONAL_ONLY):
+                parts.append("/")
+        text = f"{self.name}({', '.join(parts)})"
+        if self.returns:
+            text += f" -> {self.returns}"
+        return text
+
+    def describe(self) -> dict[str, Any]:
+        """The JSON shape /functions/{name} shows."""
+        return {
+            "name": self.name,
+            "signature": self.signature_text,
+            "parameters": None if self.params is None else [
+                {"name": p.name, "kind": p.kind, "required": p.required, "annotation": p.annotation,
+                 **({"default": p.default} if p.has_default else {})}
+                for p in self.params
+            ],
+            "returns": self.returns,
+            "doc": self.doc,
+            "version": self.version,
+            "limits": {"timeout": self.timeout, "retries": self.retries},
+            "deployed_at": self.deployed_at,
+        }
+
+
+def parse_function(name: str, data: bytes) -> FunctionInfo:
+    """FunctionInfo from the bytes of a /faas file: a colonyfaas bundle, or bare Python source."""
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        doc = None
+    if not isinstance(doc, dict) or not str(doc.get("format", "")).startswith("colonyfaas-bundle/"):
+        # pycolonies' tutorial stores plain source under /faas: a function with an unknown signature.
+        return FunctionInfo(name=name, params=None)
+    sig = doc.get("signature")
+    params: tuple[Param, ...] | None = None
+    returns: str | None = None
+    if isinstance(sig, dict) and isinstance(sig.get("parameters"), list):
+        parsed: list[Param] = []
+        for raw in sig["parameters"]:
+            if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+                continue
+            kind = str(raw.get("kind") or POSITIONAL_OR_KEYWORD)
+            ann = raw.get("annotation")
+            parsed.append(Param(
+                name=raw["name"],
+                kind=kind if kind in _KINDS else POSITIONAL_OR_KEYWORD,
+                has_default=bool(raw.get("has_default")),
+                default=raw.get("default"),
+                annotation=ann if isinstance(ann, str) and ann else None,
+            ))
+        params = tuple(parsed)
+        ret = sig.get("return")
+        returns = ret if isinstance(ret, str) and ret else None
+    raw_limits = doc.get("limits")
+    limits: dict[str, Any] = raw_limits if isinstance(raw_limits, dict) else {}
+    return FunctionInfo(
+        name=name,
+        params=params,
+        returns=returns,
+        doc=doc.get("doc") if isinstance(doc.get("doc"), str) else None,
+        version=str(doc["version"]) if doc.get("version") is not None else None,
+        timeout=_positive_int(limits.get("timeout")),
+        retries=_int_or_none(limits.get("retries")),
+        deployed_at=str(doc["deployed_at"]) if doc.get("deployed_at") is not None else None,
+        bundle_format=str(doc.get("format")),
+    )
+
+
+def _positive_int(v: object) -> int | None:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return None
+    n = int(-(-v // 1))  # round up: a 0.5 s limit must not become 0 (which means "already expired")
+    return n if n > 0 else None
+
+
+def _int_or_none(v: object) -> int | None:
+    return int(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+
+# ---- query value conversion -------------------------------------------------------------------------
+
+_OPTIONAL = re.compile(r"^(?:typing\.)?Optional\[(.*)\]$")
+_TRUE = {"true", "1", "yes", "on", "t", "y"}
+_FALSE = {"false", "0", "no", "off", "f", "n"}
+
+
+def _strip_optional(annotation: str) -> tuple[str, bool]:
+    ann = annotation.strip().strip("'\"")
+    m = _OPTIONAL.match(ann)
+    if m:
+        return m.group(1).strip(), True
+    parts = [p.strip() for p in _split_top(ann, "|")]
+    if len(parts) > 1 and ("None" in parts or "NoneType" in parts):
+        rest = [p for p in parts if p not in ("None", "NoneType")]
+        return " | ".join(rest), True
+    return ann, False
+
+
+def _split_top(text: str, sep: str) -> list[str]:
+    """Split on `sep` outside brackets."""
+    out: list[str] = []
+    cur: list[str] = []
+    depth = 0
+    for ch in text:
+        if ch in "[(":
+            depth += 1
+        elif ch in "])":
+            depth -= 1
+        if ch == sep and depth == 0:
+            out.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    out.append("".join(cur))
+    return out
+
+
+def _json_or_text(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def convert_value(name: str, raw: str, annotation: str | None) -> Any:
+    """One query value: by annotation when there is one we understand, else JSON when valid, else text."""
+    if annotation is None:
+        return _json_or_text(raw)
+    ann, optional = _strip_optional(annotation)
+    if optional and raw in ("", "null", "None"):
+        return None
+    base = ann.split("[", 1)[0].strip()
+    base = base.removeprefix("builtins.").removeprefix("typing.")
+    try:
+        if base == "str":
+            return raw
+        if base == "int":
+            return int(raw)
+        if base == "float":
+            return float(raw)
+        if base == "bool":
+            low = raw.strip().lower()
+            if low in _TRUE:
+                return True
+            if low in _FALSE:
+                return False
+            raise ValueError(raw)
+        if base in ("list", "List", "tuple", "Tuple", "set", "Set", "Sequence"):
+            value = json.loads(raw)
+            if not isinstance(value, list):
+                raise ValueError(raw)
+            return value
+        if base in ("dict", "Dict", "Mapping"):
+            value = json.loads(raw)
+            if not isinstance(value, dict):
+                raise ValueError(raw)
+            return value
+    except ValueError:
+        raise ParameterError(f"parameter {name!r}: cannot convert {raw!r} to {annotation}") from None
+    # Any, unions, classes we cannot evaluate here: the same rule as without an annotation.
+    return _json_or_text(raw)
+
+
+def convert_query(info: FunctionInfo | None, query: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """Keyword arguments from query pairs; a name given twice becomes a list of its values."""
+    annotations = {p.name: p.annotation for p in (info.params or ())} if info else {}
+    grouped: dict[str, list[str]] = {}
+    for key, value in query:
+        grouped.setdefault(key, []).append(value)
+    out: dict[str, Any] = {}
+    errors: list[str] = []
+    for key, values in grouped.items():
+        ann = annotations.get(key)
+        try:
+            if len(values) == 1:
+                out[key] = convert_value(key, values[0], ann)
+            else:
+                elem = _list_element(ann)
+                out[key] = [convert_value(key, v, elem) for v in values]
+        except ParameterError as e:
+            errors.append(str(e))
+    if errors:
+        raise ParameterError("; ".join(errors))
+    return out
+
+
+def _list_element(annotation: str | None) -> str | None:
+    if annotation is None:
+        return None
+    ann, _ = _strip_optional(annotation)
+    m = re.match(r"^(?:typing\.)?(?:list|List|Sequence|tuple|Tuple|set|Set)\[(.*)\]$", ann)
+    return m.group(1).split(",")[0].strip() if m else None
+
+
+# ---- binding ----------------------------------------------------------------------------------------
+
+
+def bind(info: FunctionInfo, args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+    """Check args/kwargs against the signature; raise ParameterError naming every missing/unknown one.
+
+    Positional-only parameters given by name (the only way a query string can give them) are moved
+    into the positional arguments so the call still works.
+    """
+    args = list(args)
+    kwargs = dict(kwargs)
+    if info.params is None:
+        return args, kwargs
+    params = info.params
+    positional = [p for p in params if p.kind in (POSITIONAL_ONLY, POSITIONAL_OR_KEYWORD)]
+    has_varargs = any(p.kind == VAR_POSITIONAL for p in params)
+    has_varkw = any(p.kind == VAR_KEYWORD for p in params)
+    problems: list[str] = []
+
+    # Positional-only parameters named in kwargs, in order, directly after the given positionals.
+    pos_only = [p for p in positional if p.kind == POSITIONAL_ONLY]
+    for p in pos_only[len(args):]:
+        if p.name in kwargs and not has_varkw:
+            args.append(kwargs.pop(p.name))
+        else:
+            break
+
+    if len(args) > len(positional) and not has_varargs:
+        problems.append(f"too many positional arguments: {info.name} takes {len(positional)}, got {len(args)}")
+    filled = {p.name for p in positional[: len(args)]}
+    duplicated = sorted(n for n in kwargs if n in filled)
+    if duplicated:
+        problems.append("parameter given twice: " + ", ".join(duplicated))
+    by_name = {p.name: p for p in params if p.kind not in (VAR_POSITIONAL, VAR_KEYWORD)}
+    unknown = sorted(
+        n for n in kwargs
+        if (n not in by_name or by_name[n].kind == POSITIONAL_ONLY) and not has_varkw
+    )
+    if unknown:
+        problems.append("unknown parameter" + ("s" if len(unknown) > 1 else "") + ": " + ", ".join(unknown))
+    missing = [p.name for p in params if p.required and p.name not in filled and p.name not in kwargs]
+    if missing:
+        problems.append("missing parameter" + ("s" if len(missing) > 1 else "") + ": " + ", ".join(missing))
+    if problems:
+        raise ParameterError(f"{info.name}: " + "; ".join(problems) + _hint(info))
+    return args, kwargs
+
+
+def _hint(info: FunctionInfo) -> str:
+    text = info.signature_text
+    return f" (signature: {text})" if text else ""

@@ -1,0 +1,60 @@
+"""`faas server start`: settings from arguments and environment, listening line, clean SIGTERM shutdown."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from colonies_server.cli import main, settings_from
+from tests.colonies_server._rpc import SERVER_PRVKEY
+from tests.harness.ports import free_port
+
+SERVER_ID = "039231c7644e04b6895471dd5335cf332681c54e27f81fac54f9067b3f2c0103"
+
+
+def _args(**kw: object) -> argparse.Namespace:
+    base: dict[str, object] = {"host": None, "port": None, "db": None, "dev": False, "log_level": None}
+    base.update(kw)
+    return argparse.Namespace(**base)
+
+
+def test_settings_from_env_and_args() -> None:
+    s = settings_from(_args(), {"COLONIES_SERVER_PRVKEY": SERVER_PRVKEY, "COLONIES_SERVER_PORT": "51000",
+                                "COLONIES_ALLOW_EXECUTOR_REREGISTER": "true", "COLONIES_CRON_CHECKER_PERIOD": "500"})
+    assert (s.server_id, s.port, s.allow_executor_reregister, s.cron_period) == (SERVER_ID, 51000, True, 0.5)
+    s = settings_from(_args(port=52000, db="sqlite:///x.db", dev=True, log_level="debug"),
+                      {"COLONIES_SERVER_ID": "a" * 64, "COLONIES_SERVER_PORT": "51000"})
+    assert (s.server_id, s.port, s.db, s.dev, s.log_level) == ("a" * 64, 52000, "sqlite:///x.db", True, "debug")
+    assert settings_from(_args(), {}).port == 50080
+
+
+def test_unsupported_database_is_refused_clearly(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["start", "--db", "mysql://localhost/x"]) == 2
+    assert "postgresql://USER@HOST:PORT/DB" in capsys.readouterr().err
+
+
+def test_start_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "colonies_server", "start", "--port", str(port), "--db",
+                             f"sqlite:///{tmp_path / 'c.db'}", "--dev"], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, cwd=Path(__file__).parents[2])
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().decode()
+        assert line.startswith(f"colonies server listening on http://127.0.0.1:{port} (db sqlite:///")
+        assert httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=20) in (0, -signal.SIGTERM)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()

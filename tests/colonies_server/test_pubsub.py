@@ -1,0 +1,119 @@
+"""WebSocket /pubsub: several subscriptions on one socket, failure ends a SUCCESS wait, errors, streams."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+from tests.colonies_server._rpc import DEV_PRVKEY, Served, decode, envelope
+
+
+@pytest.fixture
+def s(db_url: str) -> Iterator[Served]:
+    served = Served(db_url, timer_period=3600, cron_period=3600)
+    yield served
+    served.close()
+
+
+def _sub(pid: str, state: int, timeout: float = 10) -> str:
+    return json.dumps(envelope({"msgtype": "subscribeprocessmsg", "processid": pid, "executortype": "",
+                                "state": state, "timeout": timeout, "colonyname": "dev"}, DEV_PRVKEY))
+
+
+def _frame(raw: str | bytes) -> tuple[bool, dict[str, Any], str]:
+    env = json.loads(raw)
+    error, payload = decode(raw if isinstance(raw, bytes) else raw.encode())
+    return error, payload, env["payloadtype"]
+
+
+def test_two_subscriptions_on_one_socket(s: Served) -> None:
+    prv, _ = s.client.add_executor()
+    p1, p2 = s.client.submit(), s.client.submit()
+    with connect(f"ws://127.0.0.1:{s.handle.port}/pubsub") as ws:
+        ws.send(_sub(p1["processid"], 2))
+        ws.send(_sub(p2["processid"], 1))
+        assert s.client.assign(prv)["processid"] == p1["processid"]  # RUNNING: neither subscription matches
+        s.client.ok({"msgtype": "closesuccessfulmsg", "processid": p1["processid"], "out": ["done"]}, prv)
+        assert s.client.assign(prv)["processid"] == p2["processid"]
+        seen = {}
+        for _ in range(2):
+            _, f, kind = _frame(ws.recv(timeout=10))
+            assert kind == "subscribeprocessmsg"
+            seen[f["processid"]] = f["state"]
+        assert seen == {p1["processid"]: 2, p2["processid"]: 1}
+
+
+def test_already_in_state_gets_an_immediate_frame_and_close_at_timeout(s: Served) -> None:
+    p = s.client.submit()
+    with connect(f"ws://127.0.0.1:{s.handle.port}/pubsub") as ws:
+        ws.send(_sub(p["processid"], 0, timeout=0.2))
+        _, f, _ = _frame(ws.recv(timeout=10))
+        assert f["processid"] == p["processid"] and f["state"] == 0
+        with pytest.raises(ConnectionClosed):
+            ws.recv(timeout=10)  # a proper close frame once the only subscription expired
+
+
+def test_success_subscription_ends_on_failure(s: Served) -> None:
+    prv, _ = s.client.add_executor()
+    p = s.client.submit()
+    with connect(f"ws://127.0.0.1:{s.handle.port}/pubsub") as ws:
+        ws.send(_sub(p["processid"], 2))
+        s.client.assign(prv)
+        s.client.ok({"msgtype": "closefailedmsg", "processid": p["processid"], "errors": ["bad"]}, prv)
+        _, f, _ = _frame(ws.recv(timeout=10))
+        assert f["state"] == 3 and f["errors"] == ["bad"]
+
+
+def test_unknown_process_and_bad_signature_get_error_frames(s: Served) -> None:
+    with connect(f"ws://127.0.0.1:{s.handle.port}/pubsub") as ws:
+        ws.send(_sub("0" * 64, 2))
+        error, f, kind = _frame(ws.recv(timeout=10))
+        assert error and kind == "error" and f == {"status": 403, "message": f"Invalid process with Id {'0' * 64}"}
+    with connect(f"ws://127.0.0.1:{s.handle.port}/pubsub") as ws:
+        bad = json.loads(_sub("0" * 64, 2))
+        bad["signature"] = "00"
+        ws.send(json.dumps(bad))
+        error, f, _ = _frame(ws.recv(timeout=10))
+        assert error and f["status"] == 403
+
+
+def test_subscribe_processes_stream_for_executors_only(s: Served) -> None:
+    prv, _ = s.client.add_executor(executortype="stream")
+    with connect(f"ws://127.0.0.1:{s.handle.port}/pubsub") as ws:
+        ws.send(json.dumps(envelope({"msgtype": "subscribeprocessesmsg", "executortype": "stream", "state": 0,
+                                     "timeout": 10, "colonyname": "dev"}, prv)))
+        # The subscription is registered asynchronously: submit until the first frame arrives.
+        p = s.client.submit("stream")
+        for _ in range(100):
+            try:
+                _, f, kind = _frame(ws.recv(timeout=0.2))
+                break
+            except TimeoutError:
+                p = s.client.submit("stream")
+        else:
+            raise AssertionError("no frame from subscribeprocessesmsg")
+        assert kind == "subscribeprocessmsg" and f["spec"]["conditions"]["executortype"] == "stream"
+        assert f["processid"] in {p["processid"]} or f["state"] == 0
+    from sdk.crypto import new_prvkey
+
+    with connect(f"ws://127.0.0.1:{s.handle.port}/pubsub") as ws:
+        ws.send(json.dumps(envelope({"msgtype": "subscribeprocessesmsg", "executortype": "stream", "state": 0,
+                                     "timeout": 10, "colonyname": "dev"}, new_prvkey())))
+        error, f, _ = _frame(ws.recv(timeout=10))
+        assert error and f == {"status": 403, "message": "executor not found"}
+
+
+def test_pycolonies_wait_returns_on_success_and_failure(s: Served) -> None:
+    from pycolonies import Colonies, func_spec
+
+    prv, _ = s.client.add_executor(executortype="pyc")
+    c = Colonies("127.0.0.1", s.handle.port)
+    p = c.submit_func_spec(func_spec("f", [], "dev", "pyc"), DEV_PRVKEY)
+    s.client.assign(prv)
+    s.client.ok({"msgtype": "closefailedmsg", "processid": p.processid, "errors": ["x"]}, prv)
+    assert c.wait(p, 10, DEV_PRVKEY).state == 3  # upstream would hang until the timeout here

@@ -1,0 +1,77 @@
+"""SqliteStore: group commit, per-operation savepoints, events after COMMIT, persistence across reopen."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from colonies_server.store import open_store
+from colonies_server.store.sqlite import SqliteStore
+
+
+async def _open(path: Path) -> SqliteStore:
+    store = SqliteStore(str(path))
+    await store.open()
+    return store
+
+
+async def test_group_commit_and_savepoints(tmp_path: Path) -> None:
+    store = await _open(tmp_path / "s.db")
+    events: list[tuple[Any, ...]] = []
+    store.on_commit = events.extend
+
+    def add(name: str) -> Any:
+        def op(tx: Any) -> str:
+            tx.add_colony({"colonyid": "c" * 64, "name": name})
+            tx.emit("added", name)
+            if name == "bad":
+                raise ValueError("boom")
+            return name
+        return store.write(op)
+
+    results = await asyncio.gather(*(add(n) for n in ["a", "bad", "b"]), return_exceptions=True)
+    assert results[0] == "a" and results[2] == "b" and isinstance(results[1], ValueError)
+    assert store.batches == 1 and store.ops == 3  # one transaction for the three operations
+    assert [c["name"] for c in await store.read(lambda tx: tx.list_colonies())] == ["a", "b"]
+    assert events == [("added", "a"), ("added", "b")]  # the failed op's event is dropped
+    await store.close()
+
+
+async def test_acknowledged_writes_survive_reopen(tmp_path: Path) -> None:
+    store = await _open(tmp_path / "p.db")
+    await store.write(lambda tx: tx.add_colony({"colonyid": "c" * 64, "name": "kept"}))
+    await store.close()
+    again = await _open(tmp_path / "p.db")
+    assert await again.read(lambda tx: tx.get_colony("kept")) == {"colonyid": "c" * 64, "name": "kept"}
+    await again.close()
+
+
+async def test_meta_and_sequences(tmp_path: Path) -> None:
+    store = await _open(tmp_path / "m.db")
+    assert await store.write(lambda tx: [tx.next_seq("n"), tx.next_seq("n")]) == [1, 2]
+    await store.close()
+
+
+def test_open_store_urls(tmp_path: Path) -> None:
+    assert isinstance(open_store(f"sqlite:///{tmp_path / 'x.db'}"), SqliteStore)
+    assert type(open_store("postgresql://localhost/db")).__name__ == "PostgresStore"  # connects on open()
+    with pytest.raises(ValueError, match="unsupported"):
+        open_store("mysql://x")
+    with pytest.raises(ValueError):
+        SqliteStore("x.db", synchronous="OFF")
+
+
+def test_sqlite_tx_implements_the_tx_protocol(tmp_path: Path) -> None:
+    import sqlite3
+
+    from colonies_server.store import TxProtocol
+    from colonies_server.store.sqlite_tx import SqliteTx
+
+    conn = sqlite3.connect(tmp_path / "x.db")
+    try:
+        assert isinstance(SqliteTx(conn), TxProtocol)
+    finally:
+        conn.close()

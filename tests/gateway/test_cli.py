@@ -1,0 +1,66 @@
+"""`faas gateway start`: argument and environment errors, and a real start as a child process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+import gateway
+from gateway.cli import build_parser, main
+from tests.harness.ports import free_port, wait_port
+from tests.harness.server import DEV_COLONY, DEV_PRVKEY, ServerHandle
+
+
+def test_public_names_are_sorted() -> None:
+    assert gateway.__all__ == sorted(gateway.__all__)
+
+
+def test_defaults() -> None:
+    args = build_parser().parse_args(["start"])
+    assert (args.host, args.port, args.workers) == ("127.0.0.1", 8000, 1)
+
+
+def test_missing_key_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("COLONIES_PRVKEY", raising=False)
+    monkeypatch.setenv("COLONIES_COLONY_NAME", "dev")
+    assert main(["start"]) == 2
+    assert "COLONIES_PRVKEY is not set" in capsys.readouterr().err
+
+
+def test_bad_workers(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("COLONIES_PRVKEY", DEV_PRVKEY)
+    monkeypatch.setenv("COLONIES_COLONY_NAME", DEV_COLONY)
+    assert main(["start", "--workers", "0"]) == 2
+    assert "--workers" in capsys.readouterr().err
+
+
+def test_faas_cli_dispatches_to_the_gateway(capsys: pytest.CaptureFixture[str]) -> None:
+    from deployer.cli import main as faas
+
+    with pytest.raises(SystemExit) as e:
+        faas(["gateway", "--help"])
+    assert e.value.code == 0
+    assert "faas gateway" in capsys.readouterr().out
+
+
+def test_start_serves_health_against_a_real_server(server: ServerHandle) -> None:
+    port = free_port()
+    env = dict(os.environ, COLONIES_SERVER_HOST=server.host, COLONIES_SERVER_PORT=str(server.port),
+               COLONIES_COLONY_NAME=DEV_COLONY, COLONIES_PRVKEY=DEV_PRVKEY)
+    proc = subprocess.Popen([sys.executable, "-m", "gateway", "start", "--port", str(port), "--log-level", "warning"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_port(port, timeout=30)
+        r = httpx.get(f"http://127.0.0.1:{port}/healthz")
+        assert r.status_code == 200 and r.json()["status"] == "ok"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        out, _ = proc.communicate(timeout=15)
+    # uvicorn shuts down cleanly, then re-raises the captured SIGTERM (so -15 is a clean stop).
+    assert proc.returncode in (0, -signal.SIGTERM), out.decode()
+    assert b"Traceback" not in out, out.decode()

@@ -1,0 +1,79 @@
+"""The shared websocket waiter against the real server: many waits on one socket, socket epochs."""
+
+from __future__ import annotations
+
+import asyncio
+
+from gateway.pubsub import ProcessWaiter
+from sdk import AsyncColonies, Conditions, FuncSpec, ProcessState
+from tests.harness.server import DEV_COLONY, DEV_PRVKEY, ServerHandle
+
+EXECUTOR_TYPE = "cli"  # the --dev executor's type, so DEV_PRVKEY can assign the test processes
+
+
+async def submit(client: AsyncColonies, n: int) -> list[str]:
+    spec = FuncSpec(funcname="f", conditions=Conditions(colonyname=DEV_COLONY, executortype=EXECUTOR_TYPE),
+                    maxexectime=60)
+    return [(await client.submit(spec)).processid for _ in range(n)]
+
+
+async def finish(client: AsyncColonies, ok: bool) -> str:
+    """Assign one process to the dev executor and close (or fail) it."""
+    process = await client.assign(DEV_COLONY, 5)
+    assert process is not None
+    if ok:
+        await client.close(process.processid, [process.processid[:6]])
+    else:
+        await client.fail(process.processid, ["Traceback: it failed"])
+    return process.processid
+
+
+def waiter_for(server: ServerHandle, **kw: float) -> ProcessWaiter:
+    return ProcessWaiter(f"ws://{server.host}:{server.port}/pubsub", DEV_PRVKEY, DEV_COLONY, EXECUTOR_TYPE, **kw)
+
+
+async def test_many_waits_share_one_socket_and_see_success_and_failure(server: ServerHandle) -> None:
+    client = AsyncColonies(server.host, server.port, prvkey=DEV_PRVKEY)
+    waiter = waiter_for(server)
+    try:
+        pids = await submit(client, 6)
+        waits = [asyncio.ensure_future(waiter.wait(pid, 30)) for pid in pids]
+        finished = [await finish(client, ok=i % 2 == 0) for i in range(6)]
+        results = {p.processid: p for p in await asyncio.gather(*waits) if p is not None}
+        assert set(results) == set(finished)
+        states = sorted(p.state for p in results.values())
+        assert states == [ProcessState.SUCCESS] * 3 + [ProcessState.FAILED] * 3
+        assert waiter.sockets_opened == 1 and waiter.pending == 0
+    finally:
+        await waiter.close()
+        await client.aclose()
+
+
+async def test_a_wait_outliving_its_socket_moves_to_a_new_one(server: ServerHandle) -> None:
+    client = AsyncColonies(server.host, server.port, prvkey=DEV_PRVKEY)
+    waiter = waiter_for(server, lifetime=2.0, min_left=1.0)
+    try:
+        (pid,) = await submit(client, 1)
+        task = asyncio.ensure_future(waiter.wait(pid, 30))
+        # Until the first socket's epoch ended and the wait moved to a second socket.
+        while waiter.sockets_opened < 2:
+            done, _ = await asyncio.wait({task}, timeout=0.1)
+            assert not done
+        await finish(client, ok=True)
+        process = await task
+        assert process is not None and process.state == ProcessState.SUCCESS
+    finally:
+        await waiter.close()
+        await client.aclose()
+
+
+async def test_timeout_returns_none(server: ServerHandle) -> None:
+    client = AsyncColonies(server.host, server.port, prvkey=DEV_PRVKEY)
+    waiter = waiter_for(server)
+    try:
+        (pid,) = await submit(client, 1)
+        assert await waiter.wait(pid, 0.2) is None
+        assert waiter.pending == 0
+    finally:
+        await waiter.close()
+        await client.aclose()

@@ -1,0 +1,36 @@
+"""Settings from an environment mapping (pure: the tests never touch os.environ)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.settings import ConfigError, Settings
+
+ENV = {"COLONIES_PRVKEY": "ab" * 32, "COLONIES_COLONY_NAME": "dev", "COLONIES_SERVER_HOST": "srv",
+       "COLONIES_SERVER_PORT": "1234", "COLONIES_SERVER_TLS": "true"}
+
+
+def test_from_env_reads_colonies_and_gateway_variables(tmp_path: Path) -> None:
+    keyfile = tmp_path / "keys"
+    keyfile.write_text("# keys\nfromfile\n")
+    s = Settings.from_env({**ENV, "FAAS_GATEWAY_API_KEYS": "k1,k2", "FAAS_GATEWAY_API_KEYS_FILE": str(keyfile),
+                           "FAAS_GATEWAY_TIMEOUT": "5", "AWS_S3_ENDPOINT": "h:9000", "AWS_S3_BUCKET": "b"})
+    assert (s.colony, s.server_host, s.server_port, s.server_tls) == ("dev", "srv", 1234, True)
+    assert s.api_keys == {"k1", "k2", "fromfile"}
+    assert s.timeout == 5.0 and s.s3.configured
+    assert s.pubsub_url == "wss://srv:1234/pubsub"
+    assert "ab" * 32 not in repr(s)
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"COLONIES_COLONY_NAME": "dev"}, "COLONIES_PRVKEY is not set"),
+    ({**ENV, "COLONIES_SERVER_PORT": "x"}, "COLONIES_SERVER_PORT='x' is not an integer"),
+    ({**ENV, "COLONIES_SERVER_TLS": "maybe"}, "not a boolean"),
+    ({**ENV, "FAAS_GATEWAY_TIMEOUT": "0"}, "timeout must be a positive"),
+    ({**ENV, "FAAS_GATEWAY_API_KEYS_FILE": "/nonexistent/keys"}, "cannot read"),
+])
+def test_bad_values_are_named(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env(env)

@@ -1,0 +1,1 @@
+"""Reliability and security suite: faults under load, bad input, isolation, secrets, soak."""
