@@ -245,18 +245,28 @@ def test_a_result_computed_while_the_server_is_down_is_delivered_once_it_is_back
     stack = fault_stack
     from sdk import FuncSpec
 
-    stack.deploy(FUNCTIONS_FILE, "--function", "once", "--timeout", "8")
-    spec = FuncSpec.model_validate({"funcname": "once", "kwargs": {"token": "t-once", "delay": 1.5},
-                                    "maxexectime": 13, "maxretries": 3,
+    stack.deploy(FUNCTIONS_FILE, "--function", "once", "--timeout", "20")
+    # The call must still be running when the server dies: 6 s leaves room for a loaded machine
+    # between "RUNNING" being seen and the kill.
+    spec = FuncSpec.model_validate({"funcname": "once", "kwargs": {"token": "t-once", "delay": 6.0},
+                                    "maxexectime": 25, "maxretries": 3,
                                     "conditions": {"colonyname": stack.colony, "executortype": "faas-executor"}})
+    logs = {name: len(ex.tail(10**9)) for name, ex in stack.executors.items()}
+
+    def new_lines() -> str:
+        return "".join(ex.tail(10**9)[logs[name]:] for name, ex in stack.executors.items())
+
     with stack.client() as client:
         pid = client.submit(spec).processid
         wait_until(lambda: client.get_process(pid).state == ProcessState.RUNNING, 30, "the call to start")
-    logs = {name: len(ex.tail(10**9)) for name, ex in stack.executors.items()}
     stack.server.kill9()
+    assert f"process {pid[:12]} once" not in new_lines(), "the call ended before the server was killed"
     # The executor reports on the process once the call has ended (whatever it then does with it).
-    wait_until(lambda: any(pid[:12] in ex.tail(10**9)[logs[name]:] for name, ex in stack.executors.items()),
-               30, "the executor to finish the call while the server is down")
+    try:
+        wait_until(lambda: f"closing process {pid[:12]}" in new_lines(), 40,
+                   "the executor to finish the call while the server is down")
+    except AssertionError as e:
+        raise AssertionError(f"{e}; executor output since the call was submitted:\n{new_lines()[-4000:]}") from None
     stack.restart_server()
     with stack.client() as client:
         done = wait_until(lambda: (p := client.get_process(pid)).state in (ProcessState.SUCCESS, ProcessState.FAILED)
