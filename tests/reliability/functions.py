@@ -133,7 +133,8 @@ def connect_net(port: int) -> dict:
 
 
 def once(token: str, delay: float) -> str:
-    """Take `delay` s, then answer with the token."""
+    """Say it started (a log line the test waits for), take `delay` s, then answer with the token."""
+    print(f"started {token}", flush=True)
     time.sleep(delay)
     return token
 

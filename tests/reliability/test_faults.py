@@ -258,7 +258,11 @@ def test_a_result_computed_while_the_server_is_down_is_delivered_once_it_is_back
 
     with stack.client() as client:
         pid = client.submit(spec).processid
-        wait_until(lambda: client.get_process(pid).state == ProcessState.RUNNING, 30, "the call to start")
+        # Running means the function itself is executing (its first output line reached the
+        # server), not just assigned: before that the executor may still need the server to fetch it.
+        wait_until(lambda: any("started t-once" in entry.message
+                               for entry in client.get_logs(stack.colony, processid=pid)),
+                   30, "the function to start running")
     stack.server.kill9()
     assert f"process {pid[:12]} once" not in new_lines(), "the call ended before the server was killed"
     # The executor reports on the process once the call has ended (whatever it then does with it).
