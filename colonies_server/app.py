@@ -12,7 +12,7 @@ from .cluster import Cluster, start_cluster
 from .config import Settings
 from .envelope import encode_error
 from .pubsub import serve_pubsub
-from .rpc import dispatch
+from .rpc import dispatch, is_long_poll
 from .runtime import Runtime
 from .store import open_store
 from .timers import Timers
@@ -25,7 +25,8 @@ _TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
 
 
 class ColoniesApp:
-    """A small raw ASGI app (no framework: the hot path is one body read and one send)."""
+    """A small raw ASGI app (no framework). `faas server start` serves POST /api without ASGI
+    (transport.ColoniesHttpProtocol); this ASGI route does the same for other ASGI servers."""
 
     def __init__(self, settings: Settings) -> None:
         if settings.dev and not settings.allow_executor_reregister:
@@ -99,9 +100,7 @@ class ColoniesApp:
             if body is None:
                 await _respond(send, 413, encode_error(413, f"request body larger than {self.settings.body_limit} bytes"))
                 return
-            if len(body) < 4096 and b'"assignprocessmsg"' in body:
-                # A long-poll must end when its caller is gone; otherwise a killed executor's parked
-                # request would still be handed the next process, which then sits RUNNING for nobody.
+            if is_long_poll(body):
                 result = await _unless_disconnected(dispatch(rt, body), receive)
                 if result is None:
                     return

@@ -83,13 +83,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"colonies server listening on http://{settings.host}:{settings.port} (db {settings.db})",
                       flush=True)
 
-    from .transport import CoalescingHttpToolsProtocol
+    from .transport import uvicorn_config
 
-    config = uvicorn.Config(create_app(settings), host=settings.host, port=settings.port, lifespan="on",
-                            http=CoalescingHttpToolsProtocol,
-                            log_level="warning", access_log=False, backlog=4096, timeout_graceful_shutdown=5,
-                            # No X-Forwarded-* rewriting, Server or Date headers: per-request work nobody reads.
-                            proxy_headers=False, server_header=False, date_header=False)
+    config = uvicorn_config(create_app(settings), settings)
     server = _Server(config)
     server.run()  # uvicorn turns SIGINT/SIGTERM into a clean shutdown (lifespan closes the store)
     return 0 if server.started else 1

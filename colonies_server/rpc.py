@@ -13,7 +13,7 @@ from .errors import NoReply, RPCError
 from .registry import HANDLERS, UNSIGNED
 from .runtime import Runtime
 
-__all__ = ["call", "dispatch", "signer_of"]
+__all__ = ["call", "dispatch", "is_long_poll", "signer_of"]
 
 log = logging.getLogger(__name__)
 _REPLY_TYPE = {"getpausestatusmsg": "pausestatusreplymsg"}
@@ -35,6 +35,13 @@ def signer_of(payload: str, signature: str) -> str:
             _recovered.clear()
         _recovered[key] = signer
     return signer
+
+
+def is_long_poll(body: bytes) -> bool:
+    """An assign request: it may wait long, and must end (unanswered) when its caller is gone;
+    otherwise a killed executor's parked request would still be handed the next process, which
+    would then sit RUNNING for nobody."""
+    return len(body) < 4096 and b'"assignprocessmsg"' in body
 
 
 async def call(rt: Runtime, payloadtype: str, payload: str, signature: str, who: list[str] | None = None) -> Any:

@@ -56,6 +56,7 @@ class ThreadServer:
 
         from colonies_server.app import create_app
         from colonies_server.config import Settings
+        from colonies_server.transport import uvicorn_config
 
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -63,7 +64,8 @@ class ThreadServer:
         port = self.sock.getsockname()[1]
         self.settings = Settings(host="127.0.0.1", port=port, db=db, dev=dev, **settings)
         self.app = create_app(self.settings)
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="on", ws_ping_interval=None)
+        # The configuration `faas server start` runs with (POST /api outside ASGI), on our socket.
+        config = uvicorn_config(self.app, self.settings, ws_ping_interval=None, timeout_graceful_shutdown=None)
         self.server = uvicorn.Server(config)
         self.handle = ServerHandle("127.0.0.1", port, db)
         self.thread = threading.Thread(target=self._run, name="colonies-test-server", daemon=True)
