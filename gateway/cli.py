@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import sys
@@ -51,6 +52,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     print(f"faas gateway: http://{args.host}:{args.port}  (server {settings.server_url}, colony "
           f"{settings.colony}, auth {'on' if settings.api_keys else 'off'})", file=sys.stderr)
+    # Long-running: start-up objects are never garbage; keep the cyclic collector off the request path.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(14_000, 20, 20)
     if args.workers > 1:
         uvicorn.run("gateway.cli:app_from_env", factory=True, host=args.host, port=args.port,
                     workers=args.workers, log_level=args.log_level, access_log=False)
