@@ -1,8 +1,9 @@
 """Shared waiting: a few websockets to the server's /pubsub carry the subscriptions of every in-flight call.
 
-A request that waits for its process costs two signed frames on an already-open socket
-(subscribeprocessmsg for SUCCESS and for FAILED: the upstream server only notifies the state
-asked for) instead of a websocket handshake per request. The server sends a frame at once when
+A request that waits for its process costs one or two signed frames on an already-open socket
+instead of a websocket handshake per request: subscribeprocessmsg for SUCCESS and for FAILED,
+since the upstream server only notifies the state asked for; our own server also ends a SUCCESS
+subscription on FAILED, so against it (`one_subscription()`) a single frame is enough. The server sends a frame at once when
 the process is already in that state, so subscribing after submit cannot miss the result, and a
 subscription whose socket went away is simply sent again on another one.
 
@@ -72,6 +73,12 @@ class ProcessWaiter:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
         self.sockets_opened = 0
+        self.states: tuple[ProcessState, ...] = _FINAL  # the subscriptions sent per process
+
+    def one_subscription(self) -> None:
+        """The server notifies a SUCCESS subscription of FAILED too (colonyfaas' server does;
+        upstream does not): subscribe once per process instead of twice."""
+        self.states = (ProcessState.SUCCESS,)
 
     @property
     def pending(self) -> int:
@@ -119,7 +126,7 @@ class ProcessWaiter:
                 timeout = max(1, math.floor(left))
                 sock.pids.add(processid)
                 sub.socket = sock
-                for state in _FINAL:
+                for state in self.states:
                     await sock.ws.send(build_envelope(
                         {"msgtype": "subscribeprocessmsg", "processid": processid, "executortype": self.executortype,
                          "state": int(state), "timeout": timeout, "colonyname": self.colony}, self.prvkey))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sdk import Conditions, FuncSpec, Process, ProcessState
+from sdk import Conditions, FuncSpec, Process, ProcessState, messages
 from sdk.cfs import REVISION_ENV
 from sdk.errors import ColoniesError, NotFoundError
 
@@ -38,6 +38,7 @@ __all__ = ["Call", "Gateway", "Result", "error_text", "output_value", "parse_tim
 log = logging.getLogger(__name__)
 
 EXEC_GRACE = 5  # seconds
+OUR_SERVER = "colonyfaas"  # the start of our server's versionmsg buildversion
 
 STATE_NAMES = {
     ProcessState.WAITING: "waiting",
@@ -120,6 +121,7 @@ class Gateway:
         self._submitting: dict[tuple[str, str], asyncio.Future[str]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._waiting_cache: tuple[float, dict[str, int] | None, bool] = (0.0, None, False)
+        self._server_known = False  # whether the server's flavour was asked (see _know_server)
 
     async def aclose(self) -> None:
         for task in list(self._tasks):
@@ -242,11 +244,25 @@ class Gateway:
             process = await self.get_process(processid)
             if process.state.is_final:
                 return process
+        if not self._server_known:
+            await self._know_server()
         done = await self.waiter.wait(processid, timeout)
         if done is not None:
             return done
         process = await self.get_process(processid)
         return process if process.state.is_final else None
+
+    async def _know_server(self) -> None:
+        """Against colonyfaas' own server one subscription per call is enough (see pubsub.py).
+        Asked once; until it answers, calls subscribe the upstream way (twice), which works with both."""
+        try:
+            version = await self.rpc.send(messages.version())
+        except ColoniesError as e:
+            log.info("server version unknown (%s); subscribing for SUCCESS and FAILED", e)
+            return
+        self._server_known = True
+        if str(version.get("buildversion", "")).startswith(OUR_SERVER):
+            self.waiter.one_subscription()
 
     async def invoke(self, call: Call, timeout: float) -> Result:
         """Run a call synchronously; raises GatewayError subclasses for every non-200 outcome."""
