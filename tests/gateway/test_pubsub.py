@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from gateway.pubsub import ProcessWaiter
 from sdk import AsyncColonies, Conditions, FuncSpec, ProcessState
 from tests.harness.server import DEV_COLONY, DEV_PRVKEY, ServerHandle
@@ -32,9 +34,14 @@ def waiter_for(server: ServerHandle, **kw: float) -> ProcessWaiter:
     return ProcessWaiter(f"ws://{server.host}:{server.port}/pubsub", DEV_PRVKEY, DEV_COLONY, EXECUTOR_TYPE, **kw)
 
 
-async def test_many_waits_share_one_socket_and_see_success_and_failure(server: ServerHandle) -> None:
+@pytest.mark.parametrize("one_subscription", [False, True], ids=["two-subscriptions", "one-subscription"])
+async def test_many_waits_share_one_socket_and_see_success_and_failure(server: ServerHandle,
+                                                                      one_subscription: bool) -> None:
+    """Also with one (SUCCESS) subscription per process: our server ends it on FAILED too."""
     client = AsyncColonies(server.host, server.port, prvkey=DEV_PRVKEY)
     waiter = waiter_for(server)
+    if one_subscription:
+        waiter.one_subscription()
     try:
         pids = await submit(client, 6)
         waits = [asyncio.ensure_future(waiter.wait(pid, 30)) for pid in pids]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import httpx
 import pytest
 
+from sdk import ProcessState
 from sdk.cfs import REVISION_ENV
 from tests.harness.ports import free_port
 from tests.harness.server import DEV_COLONY
@@ -56,12 +58,20 @@ async def test_unknown_function_is_404(http: httpx.AsyncClient, deployed: Any) -
     assert r.json()["error"] == "no function named 'nosuchfunction' is deployed"
 
 
-async def test_function_error_is_500_with_traceback(http: httpx.AsyncClient, executor: RealExecutor) -> None:
+async def test_function_error_is_500_with_traceback(http: httpx.AsyncClient, app: Any,
+                                                    executor: RealExecutor) -> None:
+    started = time.monotonic()
     r = await http.get("/function/boom", params={"reason": "it broke"})
+    took = time.monotonic() - started
     assert r.status_code == 500
     body = r.json()
     assert "Traceback" in body["error"] and "ValueError: it broke" in body["error"]
     assert len(body["processid"]) == 64 and r.headers["X-Process-Id"] == body["processid"]
+    # Against our own server the gateway subscribes once per call (SUCCESS), and the failure
+    # still arrived through that one subscription, not through the get_process made at the
+    # call's deadline (settings.timeout = 20 s).
+    assert app.state.gateway.waiter.states == (ProcessState.SUCCESS,)
+    assert took < app.state.gateway.settings.timeout
 
 
 async def test_timeout_is_504_and_the_invocation_stays_queued(http: httpx.AsyncClient, deployed: Any) -> None:
