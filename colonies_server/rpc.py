@@ -38,10 +38,14 @@ def signer_of(payload: str, signature: str) -> str:
 
 
 def is_long_poll(body: bytes) -> bool:
-    """An assign request: it may wait long, and must end (unanswered) when its caller is gone;
-    otherwise a killed executor's parked request would still be handed the next process, which
-    would then sit RUNNING for nobody."""
-    return len(body) < 4096 and b'"assignprocessmsg"' in body
+    """An assign request (assignprocessmsg, closeandassignmsg): it may wait long, and must end
+    (unanswered) when its caller is gone; otherwise a killed executor's parked request would still
+    be handed the next process, which would then sit RUNNING for nobody. (The payload is base64,
+    so these names can only appear as the payloadtype.)"""
+    return len(body) <= _LONG_POLL_SCAN and (b'"assignprocessmsg"' in body or b'"closeandassignmsg"' in body)
+
+
+_LONG_POLL_SCAN = 1 << 20  # a close-and-assign carries the output; larger ones are not watched
 
 
 async def call(rt: Runtime, payloadtype: str, payload: str, signature: str, who: list[str] | None = None) -> Any:

@@ -76,6 +76,7 @@ class Executor:
         self._context = threading.local()  # the process a thread is running, for nested calls
         self._retry_wait = threading.Event()
         self._newest: dict[str, str] = {}  # name -> checksum of the newest revision the server named
+        self._close_and_assign = True  # until the server says it has no closeandassignmsg
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -177,27 +178,46 @@ class Executor:
 
     def _assign_loop(self, burst: bool) -> None:
         s = self.settings
-        while not self.stopping.is_set():
-            try:
-                process = self.rpc.send(messages.assign(s.colonyname, s.assign_timeout, prvkey=self.prvkey))
-            except Exception as e:  # ColoniesError, or anything else: the loop must survive it
-                log.warning("assign failed: %s", e)
-                self.stopping.wait(1.0)  # the server is away: back off instead of spinning
-                continue
+        process: Process | None = None
+        while True:
             if process is None:
-                if burst:
+                if self.stopping.is_set():
                     return
-                continue
+                try:
+                    process = self.rpc.send(messages.assign(s.colonyname, s.assign_timeout, prvkey=self.prvkey))
+                except Exception as e:  # ColoniesError, or anything else: the loop must survive it
+                    log.warning("assign failed: %s", e)
+                    self.stopping.wait(1.0)  # the server is away: back off instead of spinning
+                    continue
+                if process is None:
+                    if burst:
+                        return
+                    continue
             # Assigned work always runs to the end, also when a stop arrived meanwhile.
-            self.handle(process)
+            pid, started = process.processid, time.monotonic()
+            outcome = self._run(process)
+            nxt = self._finish(pid, outcome, take_next=not self.stopping.is_set())
+            log.info("process %s %s %s in %.3f s", pid[:12], process.spec.funcname, outcome.reason.value,
+                     time.monotonic() - started)
+            if nxt is None and burst:
+                return
+            process = nxt
 
     # -- one process ----------------------------------------------------------------------------
 
     def handle(self, process: Process) -> Outcome:
         """Run one assigned process and close or fail it."""
+        started = time.monotonic()
+        outcome = self._run(process)
+        self._finish(process.processid, outcome)
+        log.info("process %s %s %s in %.3f s", process.processid[:12], process.spec.funcname,
+                 outcome.reason.value, time.monotonic() - started)
+        return outcome
+
+    def _run(self, process: Process) -> Outcome:
+        """Run one assigned process's call; every failure becomes the Outcome to fail it with."""
         pid = process.processid
         spec = process.spec
-        started = time.monotonic()
         with self._lock:
             self.calls += 1
         self._context.processid = pid
@@ -209,19 +229,15 @@ class Executor:
             bundle = self._riding_out_outages(lambda: self.resolve(call.function, hint),
                                               f"process {pid[:12]}: fetching {call.function}")
             timeout = call_timeout(bundle.limits.timeout, spec.maxexectime, self.settings.default_timeout)
-            outcome = self.pool.run(bundle, call.args, call.kwargs, timeout,
-                                    on_log=lambda _stream, text: self._log(pid, text))
+            return self.pool.run(bundle, call.args, call.kwargs, timeout,
+                                 on_log=lambda _stream, text: self._log(pid, text))
         except (CallError, FunctionNotDeployed, BundleError, ChecksumMismatch) as e:
-            outcome = Outcome(Reason.LOAD, error=str(e))
+            return Outcome(Reason.LOAD, error=str(e))
         except ColoniesError as e:
-            outcome = Outcome(Reason.LOAD, error=f"fetching function {spec.funcname!r} failed: {e}")
+            return Outcome(Reason.LOAD, error=f"fetching function {spec.funcname!r} failed: {e}")
         except Exception as e:  # an executor-side fault must still end the process, not the loop
             log.exception("process %s: executor error", pid[:12])
-            outcome = Outcome(Reason.CRASH, error=f"executor error: {type(e).__name__}: {e}")
-        self._finish(pid, outcome)
-        log.info("process %s %s %s in %.3f s", pid[:12], spec.funcname, outcome.reason.value,
-                 time.monotonic() - started)
-        return outcome
+            return Outcome(Reason.CRASH, error=f"executor error: {type(e).__name__}: {e}")
 
     def resolve(self, name: str, hint: str | None = None) -> Bundle:
         """The newest deployed version of `name`: one metadata lookup, bytes fetched once per version.
@@ -246,13 +262,37 @@ class Executor:
         return self.cache.get_or_fetch(name, newest.checksum, lambda: self.client.download_bytes(
             s.colonyname, s.label, fileid=newest.fileid, prvkey=self.prvkey))
 
-    def _finish(self, pid: str, outcome: Outcome) -> None:
-        call = (messages.close(pid, [outcome.value], prvkey=self.prvkey) if outcome.ok
-                else messages.fail(pid, [outcome.error], prvkey=self.prvkey))
+    def _finish(self, pid: str, outcome: Outcome, take_next: bool = False) -> Process | None:
+        """Close or fail the process; with `take_next`, also take the next one (None: none came).
+
+        Against our server both go in one round trip (closeandassignmsg); any other server refuses
+        that message type once, and from then on close and assign are sent separately.
+        """
+        if take_next and self._close_and_assign:
+            s = self.settings
+            merged = messages.close_and_assign(
+                pid, s.colonyname, s.assign_timeout, output=[outcome.value] if outcome.ok else None,
+                errors=None if outcome.ok else [outcome.error], prvkey=self.prvkey)
+            try:
+                return self.rpc.send(merged)
+            except (ColoniesConnectionError, ColoniesTimeoutError) as e:
+                # Whether the close landed is unknown: the plain close below, retried through the
+                # outage, settles it (closing a SUCCESS process again is accepted).
+                log.info("closing process %s: server unreachable (%s); retrying", pid[:12], e)
+            except ColoniesError as e:
+                if "payloadtype" not in e.message.lower():
+                    # The close was refused (e.g. re-assigned after maxexectime): the server decides.
+                    log.warning("closing process %s failed: %s", pid[:12], e)
+                    return None
+                log.info("the server has no closeandassignmsg (%s); closing and assigning separately", e)
+                self._close_and_assign = False
+        close = (messages.close(pid, [outcome.value], prvkey=self.prvkey) if outcome.ok
+                 else messages.fail(pid, [outcome.error], prvkey=self.prvkey))
         try:
-            self._riding_out_outages(lambda: self.rpc.send(call), f"closing process {pid[:12]}")
+            self._riding_out_outages(lambda: self.rpc.send(close), f"closing process {pid[:12]}")
         except ColoniesError as e:  # e.g. re-assigned after maxexectime: the server decides
             log.warning("closing process %s failed: %s", pid[:12], e)
+        return None
 
     def _riding_out_outages(self, fn: Callable[[], T], what: str) -> T:
         """fn(), retried with backoff for up to RETRY_OUTAGE_S while the server is unreachable.

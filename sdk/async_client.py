@@ -103,6 +103,7 @@ class AsyncColonies(BaseClient):
     get_executors = async_rpc(m.get_executors)
     get_executor = async_rpc(m.get_executor)
     heartbeat = async_rpc(m.heartbeat)
+    close_and_assign = async_rpc(m.close_and_assign)
     add_function = async_rpc(m.add_function)
     get_functions = async_rpc(m.get_functions)
     remove_function = async_rpc(m.remove_function)

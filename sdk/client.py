@@ -86,6 +86,7 @@ class Colonies(BaseClient):
     get_executors = sync_rpc(m.get_executors)
     get_executor = sync_rpc(m.get_executor)
     heartbeat = sync_rpc(m.heartbeat)
+    close_and_assign = sync_rpc(m.close_and_assign)
     add_function = sync_rpc(m.add_function)
     get_functions = sync_rpc(m.get_functions)
     remove_function = sync_rpc(m.remove_function)

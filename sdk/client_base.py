@@ -103,7 +103,7 @@ class BaseClient:
 
 def exchange_timeout(call: Call[Any], timeout: float) -> float:
     """Seconds for one exchange of `call`: a long-polling assign waits its own timeout on top."""
-    if call.msgtype == "assignprocessmsg":
+    if call.msgtype in ("assignprocessmsg", "closeandassignmsg"):
         return max(0.0, float(call.msg.get("timeout", 0))) + timeout
     return timeout
 

@@ -34,6 +34,7 @@ __all__ = [
     "approve_executor",
     "assign",
     "close",
+    "close_and_assign",
     "colony_stats",
     "fail",
     "get_attribute",
@@ -243,6 +244,25 @@ def fail(processid: str, errors: list[str] | str, *, prvkey: str | None = None) 
     """Mark the assigned process FAILED with these error texts."""
     errs = [errors] if isinstance(errors, str) else [str(e) for e in errors]
     return Call(_msg("closefailedmsg", processid=processid, errors=errs), as_none, prvkey)
+
+
+def close_and_assign(processid: str, colony: str, timeout: float, *, output: list[Any] | None = None,
+                     errors: list[str] | str | None = None, prvkey: str | None = None) -> Call[Process | None]:
+    """Protocol extension (our server only): `close` (or `fail`, when `errors` is given) the
+    assigned process, then `assign` the next one, in one round trip. None when no process came
+    within `timeout`. A refused close raises its own error and assigns nothing; the upstream
+    server answers 403 "invalid rpcMsg.PayloadType" (send close and assign separately then)."""
+    fields: dict[str, Any] = {"processid": processid, "colonyname": colony, "timeout": timeout}
+    if errors is None:
+        fields.update(successful=True, out=list(output or []))
+    else:
+        fields.update(successful=False, errors=[errors] if isinstance(errors, str) else [str(e) for e in errors])
+    return Call(_msg("closeandassignmsg", **fields), _next_process, prvkey)
+
+
+def _next_process(payload: Any) -> Process | None:
+    process = (payload or {}).get("process")
+    return None if process is None else Process.model_validate(process)
 
 
 def set_output(processid: str, output: list[Any], *, prvkey: str | None = None) -> Call[None]:

@@ -252,6 +252,10 @@ ROWS: list[Row] = [
     Row("removeallprocessesmsg", "CO", lambda w, who: {"colonyname": w.a.name, "state": 3}),
     Row("closesuccessfulmsg", "M+AE", lambda w, who: {"processid": w.running()["processid"], "out": []}),
     Row("closefailedmsg", "M+AE", lambda w, who: {"processid": w.running()["processid"], "errors": ["x"]}),
+    # extension (docs/SERVER.md): close, then assign; a user is no executor (500 as for assign)
+    Row("closeandassignmsg", "M+AE", lambda w, who: {
+        "processid": w.running()["processid"], "successful": True, "out": [], "colonyname": w.a.name,
+        "timeout": -1}, special={"member_user": 500}),
     Row("setoutputmsg", "M+AE", lambda w, who: {"processid": w.running()["processid"], "out": ["x"]}),
     Row("getprocesshistmsg", "M", lambda w, who: {
         "colonyname": w.a.name, "executorid": "", "seconds": 60, "state": 0}, silent_refusal=True),

@@ -391,3 +391,30 @@ def test_the_colonyos_tutorial_client_steps_with_pycolonies(stack: Stack, s3_ser
     process = colonies.submit_func_spec(func_spec, DEV_PRVKEY)
     process = colonies.wait(process, 30, DEV_PRVKEY)
     assert process.output == [pytest.approx(69.8)]
+
+
+@pytest.mark.parametrize("server_has_it", [True, False], ids=["our-server", "upstream-like-server"])
+def test_close_and_next_assign_go_in_one_call_when_the_server_has_closeandassignmsg(
+        server_has_it: bool, stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Against our server the executor closes each call and takes the next one in one round trip;
+    a server without that message (upstream answers 403 "invalid rpcMsg.PayloadType") gets close
+    and assign separately, and no call is lost or closed twice either way."""
+    from colonies_server.registry import HANDLERS
+
+    if not server_has_it:  # the reply the upstream server gives to an unknown message type
+        monkeypatch.delitem(HANDLERS, "closeandassignmsg")
+    stack.deploy("twice", """
+        def twice(x):
+            if x % 5 == 0:
+                raise ValueError(f"no multiples of five: {x}")
+            return 2 * x
+    """)
+    pids = [stack.submit("twice", x) for x in range(1, 21)]
+    results = [stack.result(pid) for pid in pids]
+    for x, (state, output, errors) in zip(range(1, 21), results, strict=True):
+        if x % 5 == 0:
+            assert state == ProcessState.FAILED and f"no multiples of five: {x}" in errors[0]
+        else:
+            assert (state, output) == (ProcessState.SUCCESS, [2 * x])
+    assert stack.executor._close_and_assign is server_has_it
+    assert all(p.retries == 0 for p in (stack.client.get_process(pid) for pid in pids))

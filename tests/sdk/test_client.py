@@ -187,6 +187,20 @@ def test_assign_with_nothing_to_do_returns_none(client: Colonies) -> None:
     assert client.assign(COLONY, 1) is None
 
 
+def test_close_and_assign_hands_over_the_next_process(client: Colonies) -> None:
+    client.remove_all_processes(COLONY, prvkey=COLONY_PRVKEY)
+    first, second = client.submit(spec()), client.submit(spec())
+    p = client.assign(COLONY, 5)
+    assert p is not None and p.processid == first.processid
+    nxt = client.close_and_assign(p.processid, COLONY, 5, output=["one"])
+    assert nxt is not None and nxt.processid == second.processid and nxt.state is ProcessState.RUNNING
+    assert client.get_process(first.processid).output == ["one"]
+    assert client.close_and_assign(nxt.processid, COLONY, -1, errors="boom") is None
+    assert client.get_process(second.processid).errors == ["boom"]
+    with pytest.raises(ColoniesError, match="failed process as successful"):
+        client.close_and_assign(second.processid, COLONY, -1)
+
+
 def test_fail_and_remove_all(client: Colonies) -> None:
     client.submit(spec())
     p = run(client, fail="boom")

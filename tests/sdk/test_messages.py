@@ -197,3 +197,9 @@ def test_optional_fields() -> None:
     assert m.heartbeat("dev", "e", 15).msg == {"msgtype": "executorheartbeatmsg", "colonyname": "dev",
                                                "executorname": "e", "lease": 15}
     assert m.submit(SPEC, prvkey="k").prvkey == "k"
+    assert m.close_and_assign("p", "dev", 5, output=[1]).msg == {
+        "msgtype": "closeandassignmsg", "processid": "p", "colonyname": "dev", "timeout": 5,
+        "successful": True, "out": [1]}
+    failed = m.close_and_assign("p", "dev", -1, errors="bad")
+    assert failed.msg["successful"] is False and failed.msg["errors"] == ["bad"] and "out" not in failed.msg
+    assert failed.result({"process": None}) is None

@@ -1,0 +1,115 @@
+"""closeandassignmsg (extension, docs/SERVER.md): close or fail a process and take the next one in one call."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+import httpx
+
+from tests.harness.server import ServerHandle
+
+from .conftest import Rpc, envelope
+
+
+def _merged(pid: str, colony: str, timeout: float = -1, **fields: Any) -> dict[str, Any]:
+    msg = {"msgtype": "closeandassignmsg", "processid": pid, "colonyname": colony, "timeout": timeout}
+    msg.update(fields or {"successful": True, "out": ["done"]})
+    return msg
+
+
+def test_closes_and_hands_over_the_next_process(rpc: Rpc) -> None:
+    colony = rpc.add_colony()
+    user, exe = rpc.add_user(colony), rpc.add_executor(colony)
+    first, second = rpc.submit(colony.name, user.prvkey), rpc.submit(colony.name, user.prvkey)
+    assert rpc.assign(colony.name, exe.prvkey).payload["processid"] == first["processid"]
+
+    got = rpc.ok(_merged(first["processid"], colony.name, successful=True, out=["one"]), exe.prvkey)
+    assert got["process"]["processid"] == second["processid"]
+    assert got["process"]["state"] == 1 and got["process"]["assignedexecutorid"] == exe.id
+    closed = rpc.get_process(first["processid"], user.prvkey)
+    assert closed["state"] == 2 and closed["out"] == ["one"]
+
+    # Nothing left: the close still happens, and "process" is null.
+    last = rpc.ok(_merged(second["processid"], colony.name, successful=False, errors=["it broke"]), exe.prvkey)
+    assert last == {"process": None}
+    failed = rpc.get_process(second["processid"], user.prvkey)
+    assert failed["state"] == 3 and failed["errors"] == ["it broke"]
+
+
+def test_a_refused_close_assigns_nothing(rpc: Rpc) -> None:
+    colony = rpc.add_colony()
+    user, exe, other = rpc.add_user(colony), rpc.add_executor(colony), rpc.add_executor(colony)
+    running = rpc.submit(colony.name, user.prvkey)
+    assert rpc.assign(colony.name, exe.prvkey).payload["processid"] == running["processid"]
+    waiting = rpc.submit(colony.name, user.prvkey)
+
+    # Another executor may not close it; the waiting process must stay where it is.
+    refused = rpc.call(_merged(running["processid"], colony.name), other.prvkey)
+    assert refused.status == 403 and "assigned to another executor" in refused.message, refused.describe()
+    assert rpc.get_process(waiting["processid"], user.prvkey)["state"] == 0
+    # A close of a process that already failed is refused the same way as closesuccessfulmsg.
+    rpc.ok(_merged(running["processid"], colony.name, successful=False, errors=["x"]), exe.prvkey)
+    assert rpc.get_process(waiting["processid"], user.prvkey)["state"] == 1  # taken by that call
+    again = rpc.call(_merged(running["processid"], colony.name, successful=True, out=[]), exe.prvkey)
+    assert again.status == 400 and "failed process as successful" in again.message, again.describe()
+
+
+def test_bad_fields_are_400(rpc: Rpc) -> None:
+    colony = rpc.add_colony()
+    user, exe = rpc.add_user(colony), rpc.add_executor(colony)
+    pid = rpc.submit(colony.name, user.prvkey)["processid"]
+    rpc.assign(colony.name, exe.prvkey)
+    for fields, text in (({"successful": "yes", "out": []}, "successful must be true or false"),
+                         ({"successful": True, "out": "x"}, "out")):
+        reply = rpc.call(_merged(pid, colony.name, **fields), exe.prvkey)
+        assert reply.status == 400 and text in reply.message, reply.describe()
+    zero = rpc.call(_merged(pid, colony.name, 0), exe.prvkey)
+    assert zero.status == 400 and "timeout must not be 0" in zero.message
+    assert rpc.get_process(pid, user.prvkey)["state"] == 1  # none of them closed it
+
+
+def test_it_long_polls_and_a_submit_wakes_it(rpc: Rpc) -> None:
+    colony = rpc.add_colony()
+    user, exe = rpc.add_user(colony), rpc.add_executor(colony)
+    pid = rpc.submit(colony.name, user.prvkey)["processid"]
+    rpc.assign(colony.name, exe.prvkey)
+    got: dict[str, Any] = {}
+
+    def parked() -> None:
+        own = Rpc(rpc.handle)  # httpx clients are not shared between threads
+        try:
+            got.update(own.ok(_merged(pid, colony.name, 20), exe.prvkey))
+        finally:
+            own.close()
+
+    t = threading.Thread(target=parked, daemon=True)
+    t.start()
+    # The close is committed before the call parks.
+    deadline = time.monotonic() + 10
+    while rpc.get_process(pid, user.prvkey)["state"] != 2:
+        assert time.monotonic() < deadline, "the close did not land while the call was parked"
+        time.sleep(0.02)
+    assert t.is_alive()
+    woken = rpc.submit(colony.name, user.prvkey)
+    t.join(15)
+    assert got["process"]["processid"] == woken["processid"]
+
+
+def test_a_disconnected_close_and_assign_takes_no_work(rpc: Rpc, module_server: ServerHandle) -> None:
+    colony = rpc.add_colony()
+    user, dead, alive = rpc.add_user(colony), rpc.add_executor(colony), rpc.add_executor(colony)
+    pid = rpc.submit(colony.name, user.prvkey)["processid"]
+    rpc.assign(colony.name, dead.prvkey)
+    with httpx.Client(timeout=0.5) as client:  # gives up after 0.5 s, like a killed executor
+        try:
+            client.post(module_server.api, content=json.dumps(envelope(_merged(pid, colony.name, 30), dead.prvkey)))
+        except httpx.TimeoutException:
+            pass
+    assert rpc.get_process(pid, user.prvkey)["state"] == 2
+    process = rpc.submit(colony.name, user.prvkey)
+    taken = rpc.assign(colony.name, alive.prvkey, timeout=5)
+    assert taken.status == 200 and taken.payload["processid"] == process["processid"], taken.describe()
+
