@@ -15,7 +15,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .auth import ApiKeys
 from .client import close_client, make_client
 from .errors import GatewayError
-from .routes import json_response, router
+from .fastpath import FastCalls
+from .routes import error_response_parts, json_response, router
 from .service import Gateway
 from .settings import Settings
 
@@ -56,7 +57,7 @@ def create_app(settings: Settings, client: Any = None) -> FastAPI:
     async def gateway_error(request: Request, exc: GatewayError) -> Response:
         if exc.status >= 500:
             log.info("%s %s -> %d: %s", request.method, request.url.path, exc.status, exc.message[:200])
-        return json_response(exc.body(), exc.status, exc.headers())
+        return _error(exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
@@ -73,6 +74,13 @@ def create_app(settings: Settings, client: Any = None) -> FastAPI:
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error in %s %s", request.method, request.url.path)
-        return json_response({"error": f"internal gateway error: {type(exc).__name__}: {exc}"}, 500)
+        return _error(exc)
 
+    # GET/POST /function/{name} skip FastAPI's routing and dependencies (fastpath.py).
+    app.add_middleware(FastCalls)
     return app
+
+
+def _error(exc: Exception) -> Response:
+    content, headers, status = error_response_parts(exc)
+    return Response(content, status_code=status, headers=headers, media_type="application/json")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import orjson
@@ -17,7 +18,7 @@ from .idempotency import MAX_KEY_LENGTH
 from .metrics import CONTENT_TYPE
 from .service import Call, Gateway, parse_timeout, process_view
 
-__all__ = ["json_response", "router"]
+__all__ = ["MAX_NAME", "error_response_parts", "invoke_response", "json_response", "read_json", "router"]
 
 _PROCESS_ID = re.compile(r"^[0-9a-f]{64}$")
 _ERROR = {"content": {"application/json": {"schema": {
@@ -32,11 +33,7 @@ _BODY = {"requestBody": {"required": False, "content": {"application/json": {"sc
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    try:
-        content = orjson.dumps(body)
-    except TypeError:  # e.g. integers beyond 64 bits, which JSON allows
-        content = json.dumps(body).encode()
-    return Response(content, status_code=status, headers=headers, media_type="application/json")
+    return Response(_json_bytes(body), status_code=status, headers=headers, media_type="application/json")
 
 
 # Dependencies are coroutines: a plain `def` would hop to the thread pool on every request.
@@ -59,7 +56,8 @@ api = APIRouter(dependencies=[Depends(require_key)],
 TimeoutHeader = Annotated[str | None, Header(alias="X-Timeout", description="seconds to wait (default 30)")]
 IdemHeader = Annotated[str | None, Header(alias="Idempotency-Key",
                                           description="retries with the same key return the same invocation")]
-NamePath = Annotated[str, Path(description="the function's name", max_length=255)]
+MAX_NAME = 255
+NamePath = Annotated[str, Path(description="the function's name", max_length=MAX_NAME)]
 
 
 def _idem(key: str | None) -> str | None:
@@ -72,18 +70,21 @@ def _idem(key: str | None) -> str | None:
 
 
 async def _body(request: Request, limit: int) -> Any:
+    return await read_json(request.headers.get("content-length", ""), request.stream(), limit)
+
+
+async def read_json(declared: str, chunks: AsyncIterator[bytes], limit: int) -> Any:
     """The JSON body, read as a stream and refused (413) as soon as it passes `limit` bytes."""
-    declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"request body of {declared} bytes exceeds the limit of {limit} bytes")
-    chunks: list[bytes] = []
+    parts: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    async for chunk in chunks:
         size += len(chunk)
         if size > limit:
             raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
-    raw = b"".join(chunks)
+        parts.append(chunk)
+    raw = b"".join(parts)
     if not raw.strip():
         return None
     try:
@@ -92,16 +93,38 @@ async def _body(request: Request, limit: int) -> Any:
         raise BadRequest(f"request body is not valid JSON: {e}") from None
 
 
-async def _invoke(gw: Gateway, request: Request, name: str, body: Any, timeout: str | None,
-                  idem: str | None) -> Response:
+def _json_bytes(body: Any) -> bytes:
+    try:
+        return orjson.dumps(body)
+    except TypeError:  # e.g. integers beyond 64 bits, which JSON allows
+        return json.dumps(body).encode()
+
+
+async def invoke_response(gw: Gateway, name: str, query: tuple[tuple[str, str], ...], body: Any,
+                          timeout: str | None, idem: str | None) -> tuple[bytes, dict[str, str]]:
+    """A synchronous call's 200 body and headers (GatewayError for every other outcome); shared by
+    the FastAPI routes below and fastpath.FastCalls, which serves them on the hot path."""
     started = time.perf_counter()
     wait = parse_timeout(timeout, gw.settings.timeout, gw.settings.max_timeout)
-    call = Call(function=name, query=tuple(request.query_params.multi_items()), body=body,
-                idempotency_key=_idem(idem))
+    call = Call(function=name, query=query, body=body, idempotency_key=_idem(idem))
     result = await gw.invoke(call, wait)
     ms = (time.perf_counter() - started) * 1000
-    return json_response({"result": result.value, "processid": result.processid},
-                         headers={"X-Process-Id": result.processid, "X-Duration-Ms": f"{ms:.2f}"})
+    return (_json_bytes({"result": result.value, "processid": result.processid}),
+            {"X-Process-Id": result.processid, "X-Duration-Ms": f"{ms:.2f}"})
+
+
+def error_response_parts(exc: Exception) -> tuple[bytes, dict[str, str], int]:
+    """Body, headers and status of the error response app.py's handlers give for `exc`."""
+    if isinstance(exc, GatewayError):
+        return _json_bytes(exc.body()), exc.headers(), exc.status
+    return _json_bytes({"error": f"internal gateway error: {type(exc).__name__}: {exc}"}), {}, 500
+
+
+async def _invoke(gw: Gateway, request: Request, name: str, body: Any, timeout: str | None,
+                  idem: str | None) -> Response:
+    content, headers = await invoke_response(gw, name, tuple(request.query_params.multi_items()), body,
+                                             timeout, idem)
+    return Response(content, headers=headers, media_type="application/json")
 
 
 _SYNC_RESPONSES: dict[int | str, dict[str, Any]] = {
