@@ -7,6 +7,8 @@ import binascii
 import json
 from typing import Any
 
+import orjson
+
 from .crypto import sign
 from .errors import ColoniesError, ForbiddenError, ServerError, error_from_status
 
@@ -59,14 +61,23 @@ class Reply:
         raise error_from_status(code if isinstance(code, int) and code else status, message)
 
 
+def _loads(text: str | bytes) -> Any:
+    """JSON → Python: orjson (several times faster; every reply passes here), json.loads for what
+    orjson refuses (e.g. NaN, which the Go server never sends but json.loads reads)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 def _decode(text: str | bytes, status: int) -> Reply:
     try:
-        envelope = json.loads(text)
+        envelope = _loads(text)
         if not isinstance(envelope, dict) or "payload" not in envelope:
             raise ValueError("no payload field")
         raw = envelope["payload"]
         decoded = base64.b64decode(raw, validate=True) if raw else b""
-        payload = json.loads(decoded) if decoded else None
+        payload = _loads(decoded) if decoded else None
     except (ValueError, TypeError, binascii.Error) as e:
         snippet = (text[:200] if isinstance(text, str) else text[:200].decode("utf-8", "replace")).strip()
         if status >= 500 or status == 0:

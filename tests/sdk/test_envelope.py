@@ -53,6 +53,16 @@ def test_success_reply_gives_the_payload() -> None:
     assert parse_reply(200, reply([])) == []
 
 
+def test_reply_values_read_as_json_loads_reads_them() -> None:
+    # 64-bit integers exactly, non-ASCII text, and NaN/Infinity (json.loads accepts them; the
+    # fast parser refuses them, so they take the fallback) all come out as json.loads gives them.
+    values = [2**63 - 1, -(2**63), 0.1, "h\u00e9llo ☃", {"k": [None, True]}]
+    assert parse_reply(200, reply(values)) == values
+    out = parse_reply(200, reply([float("nan"), float("inf")]))
+    assert out[0] != out[0] and out[1] == float("inf")
+    assert parse_frame(reply({"state": 2}).decode()).payload == {"state": 2}
+
+
 @pytest.mark.parametrize(("status", "message", "kind"), [
     (403, "Access denied, not server owner", ForbiddenError),
     (404, "No process available for assignment", NotFoundError),
