@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sdk.aio import within
 from sdk.envelope import build_envelope, parse_frame
 from sdk.errors import ColoniesError
 from sdk.models import Process, ProcessState
@@ -92,7 +93,7 @@ class ProcessWaiter:
             self._spawn(self._subscribe(processid, sub))
         sub.waiters += 1
         try:
-            return await asyncio.wait_for(asyncio.shield(sub.future), timeout)
+            return await within(asyncio.shield(sub.future), timeout)
         except asyncio.TimeoutError:
             return None
         finally:
@@ -179,7 +180,7 @@ class ProcessWaiter:
                 if left <= 0:
                     break
                 try:
-                    text = await asyncio.wait_for(sock.ws.recv(), left)
+                    text = await within(sock.ws.recv(), left)
                 except asyncio.TimeoutError:
                     break
                 self._deliver(text)

@@ -20,6 +20,7 @@ import time
 from collections import deque
 from typing import IO, Any, TypeVar
 
+from .aio import within
 from .call import Call
 from .client_base import call_result, exchange_timeout
 from .envelope import build_envelope
@@ -284,7 +285,7 @@ class AsyncFastRPC:
             for attempt in (1, 2):
                 conn, reused = await self._acquire()
                 try:
-                    status, payload = await asyncio.wait_for(self._exchange(conn, request, reused), timeout)
+                    status, payload = await within(self._exchange(conn, request, reused), timeout)
                 except _StaleConnection:
                     conn.close()
                     if attempt == 1 and call.msgtype not in NOT_RESENT:
