@@ -67,6 +67,6 @@ def encode_reply(payloadtype: str, result: Any) -> bytes:
     return _envelope(payloadtype, orjson.dumps(result), False)
 
 
-def encode_error(status: int, message: str) -> bytes:
-    """An error envelope: payloadtype "error", payload {"status", "message"}."""
-    return _envelope("error", orjson.dumps({"status": status, "message": message}), True)
+def encode_error(status: int, message: str, **extra: Any) -> bytes:
+    """An error envelope: payloadtype "error", payload {"status", "message"} (+ `extra` fields)."""
+    return _envelope("error", orjson.dumps({"status": status, "message": message, **extra}), True)

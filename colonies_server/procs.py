@@ -176,9 +176,9 @@ def normalize_spec(spec: Any, *, max_string: int = 1 << 20, workflow: bool = Fal
 
 
 def new_process(spec: dict[str, Any], initiatorid: str, initiatorname: str, now_ns: int, *,
-                processgraphid: str = "", waitforparents: bool = False) -> dict[str, Any]:
+                processgraphid: str = "", waitforparents: bool = False, processid: str = "") -> dict[str, Any]:
     """A fresh WAITING process around a normalised spec (§5.6 'values right after submit')."""
-    pid = new_id()
+    pid = processid or new_id()
     attrs = [{"attributeid": attribute_id(pid, k, ATTR_ENV), "targetid": pid, "targetcolonyname":
               spec["conditions"]["colonyname"], "targetprocessgraphid": processgraphid, "state": WAITING,
               "attributetype": ATTR_ENV, "key": k, "value": v} for k, v in spec["env"].items()]

@@ -1,4 +1,5 @@
-"""WebSocket /pubsub: subscribeprocessmsg (several per socket) and subscribeprocessesmsg.
+"""WebSocket /pubsub: subscribeprocessmsg (several per socket), subscribeprocessesmsg, and the
+submitandsubscribemsg extension (submit a function spec and get its end on the same socket).
 
 Each subscription lives for its `timeout`; when the last one ends the server closes the socket with a
 proper close frame (pycolonies' wait() then returns the current process instead of raising).
@@ -15,7 +16,8 @@ from .crypto import SignatureError
 from .envelope import decode_payload, encode_error, encode_reply, parse_request
 from .errors import RPCError
 from .handlers.fields import get_int, get_num, get_str
-from .procs import FAILED, SUCCESS, render
+from .handlers.processes import submit_process
+from .procs import FAILED, SUCCESS, new_id, render
 from .rpc import signer_of
 from .runtime import Runtime
 
@@ -125,6 +127,42 @@ async def _subscribe_processes(sock: _Socket, signer: str, msg: dict[str, Any]) 
     await _hold(timeout, [rt.hub.subscribe_all(etype, state, on_process)])
 
 
+ACK_TYPE = "submitandsubscribemsg"
+
+
+async def _submit_and_subscribe(sock: _Socket, signer: str, msg: dict[str, Any]) -> None:
+    """Extension: submitfuncspecmsg + subscribeprocessmsg (SUCCESS, also ended by FAILED) in one
+    frame. Replies with a frame {"requestid", "process"} (the WAITING process) or an error frame
+    whose payload also carries "requestid", then the process's frame once it ends, like a
+    subscription. The subscription is in place before the process is stored, so its end cannot
+    be missed, and it lives for `timeout` seconds like any other."""
+    rt = sock.rt
+    requestid = get_str(msg, "requestid")
+    timeout = min(get_num(msg, "timeout", 0.0), rt.settings.max_subscribe_timeout)
+    pid = new_id()
+
+    def on_process(p: dict[str, Any]) -> None:
+        if p["state"] == SUCCESS or p["state"] == FAILED:
+            sock.frame(encode_reply(FRAME_TYPE, render(p)))
+    cancel = rt.hub.subscribe(pid, on_process)
+    try:
+        p = await submit_process(rt, signer, msg, processid=pid)
+    except RPCError as e:
+        cancel()
+        sock.frame(encode_error(e.status, e.message, requestid=requestid))
+        await _hold(timeout, [])  # like a refused subscription: the socket stays for its timeout
+        return
+    except BaseException:
+        cancel()
+        raise
+    sock.frame(encode_reply(ACK_TYPE, {"requestid": requestid, "process": render(p)}))
+    await _hold(timeout, [cancel])
+
+
+_HANDLERS = {"subscribeprocessmsg": _subscribe_process, "subscribeprocessesmsg": _subscribe_processes,
+             ACK_TYPE: _submit_and_subscribe}
+
+
 async def serve_pubsub(rt: Runtime, receive: Any, send: Any) -> None:
     message = await receive()
     if message["type"] != "websocket.connect":
@@ -172,14 +210,14 @@ async def _read_frames(sock: _Socket, receive: Any) -> None:
             raw = (message.get("bytes") or b"").decode("utf-8", "replace")
         try:
             req = parse_request(raw)
-            if req.payloadtype not in ("subscribeprocessmsg", "subscribeprocessesmsg"):
+            fn = _HANDLERS.get(req.payloadtype)
+            if fn is None:
                 continue  # upstream silently ignores other types on this socket
             try:
                 signer = signer_of(req.payload, req.signature)
             except SignatureError as e:
                 raise RPCError(403, f"Failed to recover ID from signature: {e}") from None
             msg = decode_payload(req.payload, req.payloadtype)
-            fn = _subscribe_process if req.payloadtype == "subscribeprocessmsg" else _subscribe_processes
             sock.started_any = True
             sock.start(fn(sock, signer, msg))
         except RPCError as e:

@@ -7,6 +7,12 @@ subscription on FAILED, so against it (`one_subscription()`) a single frame is e
 the process is already in that state, so subscribing after submit cannot miss the result, and a
 subscription whose socket went away is simply sent again on another one.
 
+Against our server a call can also be submitted on the socket (`submit_and_wait`, the
+submitandsubscribemsg extension): one frame both submits and subscribes, and the server answers
+with the new process's id and later with its end. That saves the HTTP submit's round trip and a
+signature per call. The reader task registers the subscription when the acknowledgement arrives,
+before the end frame (which follows it on the same socket) can be read.
+
 Sockets live in epochs. The upstream server closes the whole TCP connection when any one
 subscription on it expires, and our server holds every subscription for its full timeout, so a
 socket takes new subscriptions only while it has at least `min_left` seconds to live, and every
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import math
 import time
@@ -28,14 +35,25 @@ from typing import Any
 
 from sdk.aio import within
 from sdk.envelope import build_envelope, parse_frame
-from sdk.errors import ColoniesError
+from sdk.errors import ColoniesConnectionError, ColoniesError, ColoniesTimeoutError, error_from_status
 from sdk.models import Process, ProcessState
 
-__all__ = ["ProcessWaiter"]
+__all__ = ["MAX_SOCKET_SUBMIT", "ProcessWaiter", "TooLargeForSocket"]
 
 log = logging.getLogger(__name__)
 
 _FINAL = (ProcessState.SUCCESS, ProcessState.FAILED)
+MAX_SOCKET_SUBMIT = 256 * 1024
+"""Larger submissions go over HTTP: a frame over the server's websocket limit would end the
+shared socket (and every call waiting on it)."""
+
+
+class TooLargeForSocket(Exception):
+    """The submission is too large for the shared socket; submit it over HTTP instead."""
+
+
+def _succeeded(fut: asyncio.Future[Any]) -> bool:
+    return fut.done() and not fut.cancelled() and fut.exception() is None
 
 
 @dataclass
@@ -75,6 +93,10 @@ class ProcessWaiter:
         self._closing = False
         self.sockets_opened = 0
         self.states: tuple[ProcessState, ...] = _FINAL  # the subscriptions sent per process
+        self.submit_on_socket = False  # the server takes submitandsubscribemsg (see submit_and_wait)
+        self.socket_submits = 0  # submissions the server acknowledged on a socket
+        self._acks: dict[str, tuple[asyncio.Future[str], _Socket]] = {}  # requestid → (processid, socket)
+        self._requests = itertools.count(1)
 
     def one_subscription(self) -> None:
         """The server notifies a SUCCESS subscription of FAILED too (colonyfaas' server does;
@@ -97,11 +119,57 @@ class ProcessWaiter:
         except asyncio.TimeoutError:
             return None
         finally:
-            sub.waiters -= 1
-            if sub.waiters == 0 and self._subs.get(processid) is sub:
-                del self._subs[processid]
-                if sub.socket is not None:
-                    sub.socket.pids.discard(processid)
+            self._release(processid, sub)
+
+    def _release(self, processid: str, sub: _Sub) -> None:
+        sub.waiters -= 1
+        if sub.waiters == 0 and self._subs.get(processid) is sub:
+            del self._subs[processid]
+            if sub.socket is not None:
+                sub.socket.pids.discard(processid)
+
+    async def submit_and_wait(self, spec: dict[str, Any], timeout: float,
+                              ack_timeout: float) -> tuple[str, Process | None]:
+        """Submit `spec` (its wire form) on a socket and wait up to `timeout` s for its end:
+        (processid, the ended process or None). Raises ColoniesError when the server refuses the
+        submission, and ColoniesConnectionError when the socket broke before the server said
+        whether it took it (as a broken HTTP submit would). TooLargeForSocket: use HTTP."""
+        sock = await self._socket()
+        rid = f"{next(self._requests):x}"
+        frame = build_envelope({"msgtype": "submitandsubscribemsg", "spec": spec, "requestid": rid,
+                                "timeout": max(1, math.floor(sock.expires - time.monotonic()))}, self.prvkey)
+        if len(frame) > MAX_SOCKET_SUBMIT:
+            raise TooLargeForSocket(f"submission of {len(frame)} bytes")
+        ack: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._acks[rid] = (ack, sock)
+        try:
+            try:
+                await sock.ws.send(frame)
+            except Exception as e:
+                raise ColoniesConnectionError(f"pubsub socket: {type(e).__name__}: {e}") from None
+            try:
+                await within(asyncio.shield(ack), ack_timeout)
+            except asyncio.TimeoutError:
+                if not _succeeded(ack):
+                    raise ColoniesTimeoutError(
+                        f"the server did not acknowledge a submission within {ack_timeout:g} s") from None
+        except BaseException:
+            if _succeeded(ack):  # acknowledged just as we gave up: the waiter it counted is ours to drop
+                sub = self._subs.get(ack.result())
+                if sub is not None:
+                    self._release(ack.result(), sub)
+            raise
+        finally:
+            self._acks.pop(rid, None)
+        pid = ack.result()
+        self.socket_submits += 1
+        sub = self._subs[pid]  # made by the reader with the acknowledgement, one waiter: us
+        try:
+            return pid, await within(asyncio.shield(sub.future), timeout)
+        except asyncio.TimeoutError:
+            return pid, None
+        finally:
+            self._release(pid, sub)
 
     async def close(self) -> None:
         self._closing = True
@@ -194,6 +262,12 @@ class ProcessWaiter:
                 self._current = None
             with contextlib.suppress(Exception):
                 await sock.ws.close()
+            for ack, on in list(self._acks.values()):
+                if on is sock and not ack.done():
+                    ack.set_exception(ColoniesConnectionError(
+                        "the pubsub connection closed before the server acknowledged a submission "
+                        "(it may have been submitted)"))
+                    ack.exception()  # retrieved: submit_and_wait raises it from the shielded await
             if not self._closing:
                 # Subscriptions still waiting move to a live socket.
                 for pid in list(sock.pids):
@@ -205,6 +279,10 @@ class ProcessWaiter:
     def _deliver(self, text: str | bytes) -> None:
         try:
             reply = parse_frame(text)
+            if reply.payloadtype == "submitandsubscribemsg" or (
+                    reply.error and isinstance(reply.payload, dict) and "requestid" in reply.payload):
+                self._acknowledged(reply)
+                return
             if reply.error:
                 # e.g. "Invalid process with Id …": the caller's final get_process answers for it.
                 log.debug("pubsub error frame: %s", reply.payload)
@@ -213,6 +291,32 @@ class ProcessWaiter:
         except (ColoniesError, ValueError) as e:
             log.warning("unreadable pubsub frame: %s", e)
             return
+        self._ended(process)
+
+    def _acknowledged(self, reply: Any) -> None:
+        """The server's answer to submit_and_wait: subscribe the new process here, in the reader,
+        before its end frame can be read."""
+        payload = reply.payload if isinstance(reply.payload, dict) else {}
+        entry = self._acks.get(str(payload.get("requestid", "")))
+        if entry is None or entry[0].done():
+            return
+        ack, sock = entry
+        if reply.error:
+            code = payload.get("status")
+            ack.set_exception(error_from_status(code if isinstance(code, int) else 0, str(payload.get("message"))))
+            return
+        process = Process.model_validate(payload.get("process"))
+        pid = process.processid
+        sub = self._subs.get(pid)
+        if sub is None:
+            sub = self._subs[pid] = _Sub(asyncio.get_running_loop().create_future(), socket=sock)
+            sock.pids.add(pid)
+        sub.waiters += 1
+        if process.state in _FINAL and not sub.future.done():
+            sub.future.set_result(process)
+        ack.set_result(pid)
+
+    def _ended(self, process: Process) -> None:
         sub = self._subs.get(process.processid)
         if sub is not None and process.state in _FINAL and not sub.future.done():
             sub.future.set_result(process)

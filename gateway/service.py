@@ -28,7 +28,7 @@ from .errors import (
 )
 from .idempotency import IdempotencyConflict, IdempotencyStore, fingerprint
 from .metrics import Metrics, Outcome
-from .pubsub import ProcessWaiter
+from .pubsub import ProcessWaiter, TooLargeForSocket
 from .rpc import LeanRPC
 from .settings import Settings
 from .signature import FunctionInfo, ParameterError, bind, convert_query
@@ -252,6 +252,28 @@ class Gateway:
         process = await self.get_process(processid)
         return process if process.state.is_final else None
 
+    async def _run(self, call: Call, timeout: float) -> tuple[str, Process | None]:
+        """Submit and wait: (processid, the ended process or None after `timeout`)."""
+        if not self._server_known:
+            await self._know_server()
+        if self.waiter.submit_on_socket and not call.idempotency_key:
+            info, args, kwargs = await self.prepare(call)
+            try:
+                pid, process = await self.waiter.submit_and_wait(
+                    messages.submit(self.spec(info, args, kwargs)).msg["spec"], timeout, self.settings.rpc_timeout)
+            except TooLargeForSocket:
+                pid = await self._submit(info, args, kwargs)
+                return pid, await self.wait(pid, timeout)
+            except ColoniesError as e:
+                raise from_colonies(e, f"submitting {info.name}") from None
+            log.info("submitted %s process %s", info.name, pid)
+            if process is None:  # as wait(): the deadline's get_process answers for what pubsub missed
+                process = await self.get_process(pid)
+                return pid, process if process.state.is_final else None
+            return pid, process
+        pid, reused = await self.submit(call)
+        return pid, await self.wait(pid, timeout, reused)
+
     async def _know_server(self) -> None:
         """Against colonyfaas' own server one subscription per call is enough (see pubsub.py).
         Asked once; until it answers, calls subscribe the upstream way (twice), which works with both."""
@@ -263,6 +285,7 @@ class Gateway:
         self._server_known = True
         if str(version.get("buildversion", "")).startswith(OUR_SERVER):
             self.waiter.one_subscription()
+            self.waiter.submit_on_socket = True
 
     async def invoke(self, call: Call, timeout: float) -> Result:
         """Run a call synchronously; raises GatewayError subclasses for every non-200 outcome."""
@@ -270,8 +293,7 @@ class Gateway:
         self.metrics.in_flight += 1
         outcome = Outcome.UNAVAILABLE
         try:
-            pid, reused = await self.submit(call)
-            process = await self.wait(pid, timeout, reused)
+            pid, process = await self._run(call, timeout)
             if process is None:
                 outcome = Outcome.TIMEOUT
                 raise ResultTimeout(

@@ -16,7 +16,7 @@ from ..roles import APPROVED, member_name, require_colony_owner, require_member
 from ..runtime import Runtime
 from .fields import get_int, get_list, get_num, get_str
 
-__all__ = ["assigned_process"]
+__all__ = ["assigned_process", "submit_process"]
 
 
 def assigned_process(tx: Any, processid: str, signer: str, what: str) -> dict[str, Any]:
@@ -34,17 +34,24 @@ def assigned_process(tx: Any, processid: str, signer: str, what: str) -> dict[st
 
 @rpc("submitfuncspecmsg")
 async def submit(rt: Runtime, signer: str, msg: dict[str, Any]) -> Any:
+    return await submit_process(rt, signer, msg)
+
+
+async def submit_process(rt: Runtime, signer: str, msg: dict[str, Any], processid: str = "") -> dict[str, Any]:
+    """submitfuncspecmsg's work: the stored WAITING process (RPCError if refused). `processid`,
+    when given, is the new process's id (pubsub's submitandsubscribemsg subscribes to it first)."""
     spec = normalize_spec(msg.get("spec"), max_string=rt.settings.max_string)
     colony = spec["conditions"]["colonyname"]
     now = rt.now_ns()
 
     def op(tx: Any) -> Any:
         kind, who = require_member(tx, colony, signer)
-        p = new_process(spec, signer, member_name(kind, who), now)
+        p = new_process(spec, signer, member_name(kind, who), now, processid=processid)
         tx.insert_process(p)
         lifecycle.signal(tx, p)
         return p
-    return await rt.store.write(op)
+    p: dict[str, Any] = await rt.store.write(op)
+    return p
 
 
 def _assigning_executor(tx: Any, colony: Any, signer: str) -> dict[str, Any]:

@@ -117,3 +117,48 @@ def test_pycolonies_wait_returns_on_success_and_failure(s: Served) -> None:
     s.client.assign(prv)
     s.client.ok({"msgtype": "closefailedmsg", "processid": p.processid, "errors": ["x"]}, prv)
     assert c.wait(p, 10, DEV_PRVKEY).state == 3  # upstream would hang until the timeout here
+
+
+def _submit_frame(requestid: str, prvkey: str = DEV_PRVKEY, timeout: float = 10, **spec: Any) -> str:
+    full = {"funcname": "f", "conditions": {"colonyname": "dev", "executortype": "t"}, **spec}
+    return json.dumps(envelope({"msgtype": "submitandsubscribemsg", "spec": full, "requestid": requestid,
+                                "timeout": timeout}, prvkey))
+
+
+def test_submit_and_subscribe_acknowledges_then_sends_the_end(s: Served) -> None:
+    """Extension (docs/SERVER.md): one frame submits and subscribes; SUCCESS and FAILED both end it."""
+    prv, _ = s.client.add_executor()
+    with connect(f"ws://127.0.0.1:{s.handle.port}/pubsub") as ws:
+        ws.send(_submit_frame("r1", kwargs={"x": 1}))
+        ws.send(_submit_frame("r2"))
+        acks = {}
+        for _ in range(2):
+            error, f, kind = _frame(ws.recv(timeout=10))
+            assert not error and kind == "submitandsubscribemsg"
+            acks[f["requestid"]] = f["process"]
+        assert acks["r1"]["state"] == 0 and acks["r1"]["spec"]["kwargs"] == {"x": 1}
+        assert s.client.get(acks["r1"]["processid"])["state"] == 0  # stored, like submitfuncspecmsg
+        first = s.client.assign(prv)
+        s.client.ok({"msgtype": "closesuccessfulmsg", "processid": first["processid"], "out": ["done"]}, prv)
+        _, f, kind = _frame(ws.recv(timeout=10))
+        assert kind == "subscribeprocessmsg" and f["processid"] == first["processid"] and f["out"] == ["done"]
+        second = s.client.assign(prv)
+        s.client.ok({"msgtype": "closefailedmsg", "processid": second["processid"], "errors": ["bad"]}, prv)
+        _, f, _ = _frame(ws.recv(timeout=10))
+        assert f["processid"] == second["processid"] and f["state"] == 3
+        assert {first["processid"], second["processid"]} == {a["processid"] for a in acks.values()}
+
+
+def test_a_refused_submit_on_the_socket_gets_an_error_frame_with_its_requestid(s: Served) -> None:
+    from sdk.crypto import new_prvkey
+
+    with connect(f"ws://127.0.0.1:{s.handle.port}/pubsub") as ws:
+        ws.send(_submit_frame("nobody", prvkey=new_prvkey()))
+        error, f, kind = _frame(ws.recv(timeout=10))
+        assert error and kind == "error" and f["requestid"] == "nobody" and f["status"] == 403
+        assert "not a member" in f["message"]
+        ws.send(_submit_frame("bad", conditions={"colonyname": "dev", "executortype": "t"}, maxretries="x"))
+        error, f, _ = _frame(ws.recv(timeout=10))
+        assert error and f["requestid"] == "bad" and f["status"] == 400
+    assert s.client.ok({"msgtype": "getprocessesmsg", "colonyname": "dev", "count": 100, "state": 0},
+                       DEV_PRVKEY) is None  # neither was stored

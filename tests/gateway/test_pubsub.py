@@ -84,3 +84,43 @@ async def test_timeout_returns_none(server: ServerHandle) -> None:
     finally:
         await waiter.close()
         await client.aclose()
+
+
+def _wire_spec() -> dict[str, object]:
+    from sdk import messages
+
+    spec = FuncSpec(funcname="f", conditions=Conditions(colonyname=DEV_COLONY, executortype=EXECUTOR_TYPE),
+                    maxexectime=60)
+    return messages.submit(spec).msg["spec"]  # type: ignore[no-any-return]
+
+
+async def test_submit_and_wait_on_the_socket(server: ServerHandle) -> None:
+    """submitandsubscribemsg: submissions and their ends share one socket; refusals and timeouts."""
+    from sdk.crypto import new_prvkey
+    from sdk.errors import ForbiddenError
+
+    client = AsyncColonies(server.host, server.port, prvkey=DEV_PRVKEY)
+    waiter = waiter_for(server)
+    try:
+        calls = [asyncio.ensure_future(waiter.submit_and_wait(_wire_spec(), 30, 10)) for _ in range(5)]
+        finished = [await finish(client, ok=i != 2) for i in range(5)]
+        results = await asyncio.gather(*calls)
+        assert sorted(pid for pid, _ in results) == sorted(finished)
+        assert sorted(p.state for _, p in results if p is not None) == [ProcessState.SUCCESS] * 4 + [
+            ProcessState.FAILED]
+        assert waiter.sockets_opened == 1 and waiter.pending == 0 and waiter.socket_submits == 5
+        # Nobody runs this one: the wait times out with the id known and nothing left behind.
+        pid, process = await waiter.submit_and_wait(_wire_spec(), 0.2, 10)
+        assert process is None and len(pid) == 64 and waiter.pending == 0
+        assert (await client.get_process(pid)).state == ProcessState.WAITING
+        stranger = waiter_for(server)
+        stranger.prvkey = new_prvkey()
+        try:
+            with pytest.raises(ForbiddenError, match="not a member"):
+                await stranger.submit_and_wait(_wire_spec(), 5, 10)
+            assert stranger.pending == 0 and stranger.socket_submits == 0
+        finally:
+            await stranger.close()
+    finally:
+        await waiter.close()
+        await client.aclose()

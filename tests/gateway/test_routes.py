@@ -72,6 +72,20 @@ async def test_function_error_is_500_with_traceback(http: httpx.AsyncClient, app
     # call's deadline (settings.timeout = 20 s).
     assert app.state.gateway.waiter.states == (ProcessState.SUCCESS,)
     assert took < app.state.gateway.settings.timeout
+    # ... and submits on the pubsub socket (submitandsubscribemsg), not over HTTP.
+    assert app.state.gateway.waiter.submit_on_socket and app.state.gateway.waiter.socket_submits == 1
+
+
+async def test_a_submission_too_large_for_the_socket_goes_over_http(http: httpx.AsyncClient, app: Any,
+                                                                   executor: RealExecutor) -> None:
+    from gateway.pubsub import MAX_SOCKET_SUBMIT
+
+    waiter = app.state.gateway.waiter
+    small = await http.post("/function/echo", json={"pad": "p"})
+    big = await http.post("/function/echo", json={"pad": "p" * (MAX_SOCKET_SUBMIT + 1)})
+    assert small.status_code == 200 and big.status_code == 200, big.text[:300]
+    assert big.json()["result"]["kwargs"]["pad"] == "p" * (MAX_SOCKET_SUBMIT + 1)
+    assert waiter.socket_submits == 1 and waiter.pending == 0
 
 
 async def test_timeout_is_504_and_the_invocation_stays_queued(http: httpx.AsyncClient, deployed: Any) -> None:
