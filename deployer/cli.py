@@ -103,7 +103,13 @@ def _read_requirements(path: str | None) -> tuple[str, ...]:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as e:
         raise DeployerError(f"cannot read requirements file {path}: {e.strerror or e}") from None
-    lines = (line.split("#", 1)[0].strip() for line in text.splitlines())
+    lines = [line.split("#", 1)[0].strip() for line in text.splitlines()]
+    for number, line in enumerate(lines, 1):
+        if line.startswith("-"):
+            # The executor installs requirement lines only: an option could point pip at another
+            # index or at a file on the executor's machine.
+            raise DeployerError(f"{path}:{number}: {line!r} is a pip option; list requirements only "
+                                "(the executor's pip settings choose the index)")
     return tuple(dict.fromkeys(line for line in lines if line))
 
 

@@ -51,6 +51,8 @@ class Bundle:
     python: str | None = None
     cloudpickle: str | None = None
     signature: dict[str, Any] | None = None
+    requirements: tuple[str, ...] = ()
+    site: str | None = None  # where the executor installed `requirements` (requirements.py)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -59,8 +61,11 @@ class Bundle:
 
     def to_wire(self) -> dict[str, Any]:
         """What the worker needs to load the function (no limits, no metadata)."""
-        return {"name": self.name, "checksum": self.checksum, "serializer": self.serializer,
+        wire = {"name": self.name, "checksum": self.checksum, "serializer": self.serializer,
                 "code": self.code, "entrypoint": self.entrypoint}
+        if self.site:
+            wire["site"] = self.site
+        return wire
 
 
 def checksum(data: bytes) -> str:
@@ -122,7 +127,21 @@ def _from_document(name: str, digest: str, doc: dict[str, Any]) -> Bundle:
         python=_opt_str(doc.get("python")),
         cloudpickle=_opt_str(doc.get("cloudpickle")),
         signature=signature if isinstance(signature, dict) else None,
+        requirements=_requirements(where, doc.get("requirements")),
     )
+
+
+def _requirements(where: str, raw: object) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(r, str) for r in raw):
+        raise BundleError(f"{where}: requirements must be a list of strings")
+    lines = tuple(r.strip() for r in raw if r.strip())
+    for line in lines:
+        if line.startswith("-") or "\n" in line:
+            # An option line could point pip at another index or at a file on the executor.
+            raise BundleError(f"{where}: requirement {line!r} is a pip option; only requirement lines are installed")
+    return lines
 
 
 def _limits(where: str, raw: object) -> Limits:

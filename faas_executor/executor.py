@@ -11,6 +11,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 from typing import Any, TypeVar
 
 from sdk import (
@@ -36,6 +38,7 @@ from .call import TUTORIAL_FUNCNAME, CallError, call_from_spec, call_timeout
 from .config import ExecutorSettings
 from .handle import Outcome, Reason
 from .pool import WorkerPool
+from .requirements import RequirementsInstaller
 
 __all__ = ["MAX_NESTING", "Executor", "FunctionNotDeployed", "NestedCallError"]
 
@@ -66,7 +69,10 @@ class Executor:
         self.executorid = id_from_prvkey(self.prvkey)
         self.cache = BundleCache(settings.cache_dir)
         _sweep_scratch(settings.state_dir)
-        self.pool = WorkerPool(settings.pool_settings(), nested=self._nested_call)
+        self.requirements = RequirementsInstaller(Path(settings.state_dir) / "requirements")
+        pool = settings.pool_settings()
+        pool = replace(pool, extra_read_paths=(*pool.extra_read_paths, str(self.requirements.root)))
+        self.pool = WorkerPool(pool, nested=self._nested_call)
         self.stopping = threading.Event()
         self._heartbeat_stop = threading.Event()
         self.registered = False
@@ -228,6 +234,8 @@ class Executor:
             hint = (spec.env or {}).get(REVISION_ENV)
             bundle = self._riding_out_outages(lambda: self.resolve(call.function, hint),
                                               f"process {pid[:12]}: fetching {call.function}")
+            if bundle.requirements:
+                bundle = replace(bundle, site=self.requirements.site_for(bundle.name, bundle.requirements))
             timeout = call_timeout(bundle.limits.timeout, spec.maxexectime, self.settings.default_timeout)
             return self.pool.run(bundle, call.args, call.kwargs, timeout,
                                  on_log=lambda _stream, text: self._log(pid, text))
@@ -363,7 +371,6 @@ def _prefix(name: str, text: str) -> str:
 def _sweep_scratch(state_dir: str) -> None:
     """Remove scratch dirs left by executors of this machine that died (`scratch-<pid>-*`)."""
     import shutil
-    from pathlib import Path
 
     for d in Path(state_dir).glob("scratch-*-*"):
         try:

@@ -58,6 +58,7 @@ class PoolSettings:
     start_timeout: float = 30.0
     max_log_bytes: int = 1 << 20
     python: str = field(default_factory=lambda: sys.executable)
+    extra_read_paths: tuple[str, ...] = ()  # also readable by workers (installed requirements)
 
 
 # ---- pure bookkeeping ---------------------------------------------------------------------------
@@ -164,7 +165,7 @@ class WorkerPool:
             self.uid_lease = UidLease(settings.uid_base, settings.size + settings.max_overflow)
         self.uid_base = self.uid_lease.uids[0] if self.uid_lease else None
         self.keep_read_search = False
-        self.read_paths = sandbox.default_read_paths()
+        self.read_paths = sandbox.default_read_paths() + tuple(settings.extra_read_paths)
         if self.uid_base is not None:
             needed = (sys.prefix, sys.base_prefix, str(Path(sys.executable).resolve()),
                       str(Path(settings.scratch_root).resolve().parent))

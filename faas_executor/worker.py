@@ -46,6 +46,9 @@ def load_function(bundle: dict[str, Any]) -> Callable[..., Any]:
     """Turn the wire form of a bundle into the callable (runs the module's top-level code)."""
     name, entry, serializer = bundle["name"], bundle["entrypoint"], bundle["serializer"]
     code: str = bundle["code"]
+    site = bundle.get("site")
+    if site and site not in sys.path:
+        sys.path.insert(0, site)  # the function's requirements, installed by the executor
     if serializer == "cloudpickle":
         import cloudpickle
 

@@ -95,6 +95,17 @@ def test_missing_requirements_file_is_named(tmp_path: Path, capsys: pytest.Captu
     assert "cannot read requirements file" in capsys.readouterr().err
 
 
+def test_pip_options_in_requirements_are_refused_naming_the_line(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    req = tmp_path / "req.txt"
+    req.write_text("requests==2.32.3\n--extra-index-url https://example.invalid/simple\n")
+    assert main(["deploy", str(ROOT / "examples" / "convert.py"), "--dry-run", "--requirements", str(req)],
+                env={}) == 1
+    err = capsys.readouterr().err
+    assert f"{req}:2: '--extra-index-url https://example.invalid/simple' is a pip option" in err
+    assert "Traceback" not in err
+
+
 def test_table_aligns_columns() -> None:
     assert table(["a", "long header"], [("x", 1), ("yyyy", None)]) == "A     LONG HEADER\nx     1\nyyyy"
 

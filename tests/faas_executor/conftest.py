@@ -17,7 +17,7 @@ from faas_executor.pool import PoolSettings, WorkerPool
 
 
 def bundle_bytes(name: str, code: str, *, serializer: str = "source", entrypoint: str | None = None,
-                 limits: dict[str, Any] | None = None) -> bytes:
+                 limits: dict[str, Any] | None = None, requirements: list[str] | None = None) -> bytes:
     """Bytes in the deployer's bundle format."""
     return json.dumps({
         "format": "colonyfaas-bundle/1", "name": name, "version": "v-" + name, "entrypoint": entrypoint or name,
@@ -25,7 +25,7 @@ def bundle_bytes(name: str, code: str, *, serializer: str = "source", entrypoint
         "cloudpickle": "3.1.1" if serializer == "cloudpickle" else None,
         "signature": {"parameters": [], "return": None}, "doc": None,
         "limits": {"timeout": None, "retries": None, "memory_mb": None, "network": False, **(limits or {})},
-        "requirements": [], "deployed_at": "2026-11-22T22:00:00Z",
+        "requirements": requirements or [], "deployed_at": "2026-11-22T22:00:00Z",
     }).encode()
 
 

@@ -41,6 +41,9 @@ def test_json_without_format_is_treated_as_source() -> None:
     ({"limits": {"timeout": -1}}, "limits.timeout must be positive"),
     ({"limits": {"memory_mb": "lots"}}, "limits.memory_mb must be a number"),
     ({"limits": []}, "limits must be an object"),
+    ({"requirements": "numpy"}, "requirements must be a list of strings"),
+    ({"requirements": ["--index-url=http://evil.example/simple"]}, "is a pip option"),
+    ({"requirements": ["-r /etc/passwd"]}, "is a pip option"),
 ])
 def test_bad_bundles_name_what_is_wrong(patch: dict[str, object], message: str) -> None:
     doc = json.loads(bundle_bytes("f", "def f(): pass\n"))

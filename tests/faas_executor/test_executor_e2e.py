@@ -28,8 +28,9 @@ class Stack:
     executor: Executor
     thread: threading.Thread
 
-    def deploy(self, name: str, code: str, **limits: object) -> None:
-        self.client.upload_bytes(DEV_COLONY, "/faas", name, bundle_bytes(name, textwrap.dedent(code), limits=limits))
+    def deploy(self, name: str, code: str, requirements: list[str] | None = None, **limits: object) -> None:
+        self.client.upload_bytes(DEV_COLONY, "/faas", name, bundle_bytes(name, textwrap.dedent(code), limits=limits,
+                                                                         requirements=requirements))
 
     def submit(self, funcname: str, *args: object, env: dict[str, str] | None = None, **kwargs: object) -> str:
         spec = FuncSpec(funcname=funcname, args=list(args), kwargs=kwargs or None, maxexectime=60,
@@ -418,3 +419,53 @@ def test_close_and_next_assign_go_in_one_call_when_the_server_has_closeandassign
             assert (state, output) == (ProcessState.SUCCESS, [2 * x])
     assert stack.executor._close_and_assign is server_has_it
     assert all(p.retries == 0 for p in (stack.client.get_process(pid) for pid in pids))
+
+
+def _wheel(directory: Path, name: str, version: str, code: str) -> Path:
+    """A minimal pure-Python wheel (what pip installs offline from a path)."""
+    import base64
+    import hashlib
+    import zipfile
+
+    dist = f"{name}-{version}"
+    files = {f"{name}/__init__.py": code,
+             f"{dist}.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+             f"{dist}.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    record = []
+    for path, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+        record.append(f"{path},sha256={digest},{len(text.encode())}")
+    record.append(f"{dist}.dist-info/RECORD,,")
+    wheel = directory / f"{dist}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        for path, text in files.items():
+            z.writestr(path, text)
+        z.writestr(f"{dist}.dist-info/RECORD", "\n".join(record) + "\n")
+    return wheel
+
+
+def test_requirements_are_installed_once_and_importable_in_the_sandbox(
+        stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PIP_NO_INDEX", "1")  # offline: only the wheel given by path
+    wheel = _wheel(tmp_path, "cfx_testdep", "0.1", "VALUE = 42\n\ndef double(x):\n    return 2 * x\n")
+    stack.deploy("usesdep", """
+        import cfx_testdep
+
+        def usesdep(x):
+            return cfx_testdep.double(x) + cfx_testdep.VALUE
+    """, requirements=[str(wheel)])
+    stack.deploy("missingdep", """
+        def missingdep():
+            return 1
+    """, requirements=["cfx-no-such-package-anywhere==9.9"])
+    pids = [stack.submit("usesdep", x) for x in (1, 2, 3)]
+    assert [stack.result(pid) for pid in pids] == [(ProcessState.SUCCESS, [2 * x + 42], []) for x in (1, 2, 3)]
+    installs = [p for p in (Path(stack.executor.settings.state_dir) / "requirements").iterdir()
+                if not p.name.startswith(".")]
+    assert len(installs) == 1 and (installs[0] / "site" / "cfx_testdep" / "__init__.py").is_file()
+    state, _, errors = stack.result(stack.submit("missingdep"))
+    assert state == ProcessState.FAILED
+    assert "installing the requirements of 'missingdep' (cfx-no-such-package-anywhere==9.9) failed" in errors[0]
+    assert "cfx-no-such-package-anywhere" in errors[0].split("failed", 1)[1]  # what pip said
+    # A failed install leaves nothing behind that a later call could mistake for an install.
+    assert len([p for p in installs[0].parent.iterdir() if not p.name.startswith(".")]) == 1
