@@ -134,7 +134,10 @@ class ProcessWaiter:
         (processid, the ended process or None). Raises ColoniesError when the server refuses the
         submission, and ColoniesConnectionError when the socket broke before the server said
         whether it took it (as a broken HTTP submit would). TooLargeForSocket: use HTTP."""
-        sock = await self._socket()
+        try:
+            sock = await self._socket()
+        except Exception as e:  # cannot connect: as an unreachable server over HTTP
+            raise ColoniesConnectionError(f"cannot open {self.url}: {type(e).__name__}: {e}") from None
         rid = f"{next(self._requests):x}"
         frame = build_envelope({"msgtype": "submitandsubscribemsg", "spec": spec, "requestid": rid,
                                 "timeout": max(1, math.floor(sock.expires - time.monotonic()))}, self.prvkey)

@@ -124,3 +124,17 @@ async def test_submit_and_wait_on_the_socket(server: ServerHandle) -> None:
     finally:
         await waiter.close()
         await client.aclose()
+
+
+async def test_submit_and_wait_without_a_reachable_socket_is_a_connection_error() -> None:
+    """Mapped to 503 by the gateway like an unreachable server over HTTP (not a 500)."""
+    from sdk.errors import ColoniesConnectionError
+    from tests.harness.ports import free_port
+
+    waiter = ProcessWaiter(f"ws://127.0.0.1:{free_port()}/pubsub", DEV_PRVKEY, DEV_COLONY, EXECUTOR_TYPE)
+    try:
+        with pytest.raises(ColoniesConnectionError, match="cannot open ws://127.0.0.1"):
+            await waiter.submit_and_wait(_wire_spec(), 5, 5)
+        assert waiter.pending == 0
+    finally:
+        await waiter.close()
