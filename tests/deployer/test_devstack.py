@@ -195,3 +195,35 @@ def test_faas_dev_queues_without_executors_then_an_executor_drains_it_and_ctrl_c
     proc.wait(timeout=60)
     assert proc.returncode == 0
     wait_for(lambda: not stack_pids(data), 10, "every stack process to exit")
+
+
+def test_faas_dev_with_the_local_directory_store_runs_without_s3(tmp_path: Path, dev_ports: dict[str, int]) -> None:
+    """The fallback when weed is not installed (forced here with --local-store): functions are
+    stored in DATA_DIR/files, deployed and called through the gateway, and no S3 server runs."""
+    data = tmp_path / "faas"
+    proc = start_faas_dev(data, dev_ports, "--local-store", "--deploy", str(ROOT / "examples/convert.py"))
+    try:
+        out = read_until(proc, "Ctrl-C stops everything", timeout=90)
+        assert f"functions are stored in {data.resolve() / 'files'} (no S3 server)" in out
+        assert "local-directory store, no S3" in out and "S3        http" not in out
+        env = load_envfile(data / "env")
+        assert env["COLONYFAAS_LOCAL_STORE"] == str(data.resolve() / "files")
+        assert not any(k.startswith("AWS_S3_") for k in env)
+        gateway = f"http://127.0.0.1:{dev_ports['gateway']}"
+        r = httpx.get(f"{gateway}/function/convert", params={"celsius": 21}, timeout=60)
+        assert r.status_code == 200 and r.json()["result"] == pytest.approx(69.8), r.text
+        assert any((data / "files").rglob("*")), "the deployed bundle should be in DATA_DIR/files"
+        weeds = [pid for pid in stack_pids(data) if b"weed" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        assert weeds == []
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+        for pid in stack_pids(data):
+            os.kill(pid, signal.SIGKILL)
+        if proc.stdout is not None:
+            proc.stdout.close()

@@ -24,6 +24,16 @@ def test_from_env_reads_colonies_and_gateway_variables(tmp_path: Path) -> None:
     assert "ab" * 32 not in repr(s)
 
 
+def test_the_local_directory_store_is_used_without_s3(tmp_path: Path) -> None:
+    from gateway.client import make_client
+    from sdk.stores import LocalStore
+
+    s = Settings.from_env({**ENV, "COLONYFAAS_LOCAL_STORE": str(tmp_path)})
+    assert not s.s3.configured and s.local_store == str(tmp_path)
+    client = make_client(s)
+    assert isinstance(client.store, LocalStore)
+
+
 @pytest.mark.parametrize(("env", "message"), [
     ({"COLONIES_COLONY_NAME": "dev"}, "COLONIES_PRVKEY is not set"),
     ({**ENV, "COLONIES_SERVER_PORT": "x"}, "COLONIES_SERVER_PORT='x' is not an integer"),
