@@ -146,13 +146,23 @@ def faas_dev_queue_only(tmp_path: Path, dev_ports: dict[str, int]) -> Iterator[t
     try:
         yield data, proc
     finally:
-        if proc.poll() is None:
+        stop_faas_dev(data, proc, signal.SIGKILL)
+
+
+def stop_faas_dev(data: Path, proc: subprocess.Popen[str], first: int) -> None:
+    """Stop a `faas dev` from start_faas_dev with `first` (SIGKILL if it lingers), and anything
+    of its stack still running."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, first)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
-        for pid in stack_pids(data):
-            os.kill(pid, signal.SIGKILL)
-        if proc.stdout is not None:
-            proc.stdout.close()
+    for pid in stack_pids(data):
+        os.kill(pid, signal.SIGKILL)
+    if proc.stdout is not None:
+        proc.stdout.close()
 
 
 def test_faas_dev_queues_without_executors_then_an_executor_drains_it_and_ctrl_c_cleans_up(
@@ -216,14 +226,4 @@ def test_faas_dev_with_the_local_directory_store_runs_without_s3(tmp_path: Path,
         weeds = [pid for pid in stack_pids(data) if b"weed" in Path(f"/proc/{pid}/cmdline").read_bytes()]
         assert weeds == []
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGINT)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
-        for pid in stack_pids(data):
-            os.kill(pid, signal.SIGKILL)
-        if proc.stdout is not None:
-            proc.stdout.close()
+        stop_faas_dev(data, proc, signal.SIGINT)
