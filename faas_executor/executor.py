@@ -211,15 +211,6 @@ class Executor:
 
     # -- one process ----------------------------------------------------------------------------
 
-    def handle(self, process: Process) -> Outcome:
-        """Run one assigned process and close or fail it."""
-        started = time.monotonic()
-        outcome = self._run(process)
-        self._finish(process.processid, outcome)
-        log.info("process %s %s %s in %.3f s", process.processid[:12], process.spec.funcname,
-                 outcome.reason.value, time.monotonic() - started)
-        return outcome
-
     def _run(self, process: Process) -> Outcome:
         """Run one assigned process's call; every failure becomes the Outcome to fail it with."""
         pid = process.processid

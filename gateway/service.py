@@ -247,8 +247,10 @@ class Gateway:
         if not self._server_known:
             await self._know_server()
         done = await self.waiter.wait(processid, timeout)
-        if done is not None:
-            return done
+        return done if done is not None else await self._final_or_none(processid)
+
+    async def _final_or_none(self, processid: str) -> Process | None:
+        """At a wait's deadline one get_process answers for anything pubsub could not see."""
         process = await self.get_process(processid)
         return process if process.state.is_final else None
 
@@ -267,10 +269,7 @@ class Gateway:
             except ColoniesError as e:
                 raise from_colonies(e, f"submitting {info.name}") from None
             log.info("submitted %s process %s", info.name, pid)
-            if process is None:  # as wait(): the deadline's get_process answers for what pubsub missed
-                process = await self.get_process(pid)
-                return pid, process if process.state.is_final else None
-            return pid, process
+            return pid, process if process is not None else await self._final_or_none(pid)
         pid, reused = await self.submit(call)
         return pid, await self.wait(pid, timeout, reused)
 

@@ -124,7 +124,7 @@ async def close_and_assign(rt: Runtime, signer: str, msg: dict[str, Any]) -> Any
     if not isinstance(successful, bool):
         raise RPCError(400, "Failed to close and assign, successful must be true or false")
     out = get_list(msg, "out") if successful else None
-    errors = None if successful else [e if isinstance(e, str) else str(e) for e in get_list(msg, "errors")]
+    errors = None if successful else _error_texts(msg)
     colony, timeout = _assign_args(rt, msg, "Failed to close and assign")
     e = await rt.store.read(lambda tx: _assigning_executor(tx, colony, signer))
     now = rt.now_ns()
@@ -226,6 +226,10 @@ async def remove_all_processes(rt: Runtime, signer: str, msg: dict[str, Any]) ->
     return await rt.store.write(op)
 
 
+def _error_texts(msg: dict[str, Any]) -> list[str]:
+    return [e if isinstance(e, str) else str(e) for e in get_list(msg, "errors")]
+
+
 def _close_successful(tx: Any, pid: str, signer: str, out: list[Any] | None, now: int) -> None:
     p = assigned_process(tx, pid, signer, "close process")
     if p["state"] == WAITING:
@@ -260,7 +264,7 @@ async def close_successful(rt: Runtime, signer: str, msg: dict[str, Any]) -> Any
 @rpc("closefailedmsg")
 async def close_failed(rt: Runtime, signer: str, msg: dict[str, Any]) -> Any:
     pid = get_str(msg, "processid")
-    errors = [e if isinstance(e, str) else str(e) for e in get_list(msg, "errors")]
+    errors = _error_texts(msg)
     now = rt.now_ns()
 
     def op(tx: Any) -> Any:
