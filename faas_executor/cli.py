@@ -23,6 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     start = sub.add_parser("start", help="register (or reuse) an executor and serve calls until SIGTERM")
     start.add_argument("--concurrency", type=int, default=2, help="calls run at once (= warm worker slots)")
+    start.add_argument("--prefetch", type=int, default=2,
+                       help="calls taken beyond --concurrency while calls are short (< 0.1 s), so a worker "
+                            "that frees finds its next call waiting; 0 takes a call only for a free worker")
     start.add_argument("--name", help="executor name (default: COLONIES_EXECUTOR_NAME, else a unique one)")
     start.add_argument("--type", default=None, help=f"executor type (default: {DEFAULT_TYPE})")
     start.add_argument("--timeout", type=float, default=600.0,
@@ -55,7 +58,7 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[Exe
         # With the colony key a new identity is registered: COLONIES_PRVKEY is then usually the
         # user's own key (the env file of `faas dev` exports it for clients), never an executor's.
         prvkey="" if config.colony_prvkey else config.prvkey,
-        colony_prvkey=config.colony_prvkey, concurrency=args.concurrency,
+        colony_prvkey=config.colony_prvkey, concurrency=args.concurrency, prefetch=args.prefetch,
         assign_timeout=args.assign_timeout, default_timeout=args.timeout, lease=args.lease)
     if args.state_dir:
         settings = replace(settings, state_dir=args.state_dir)

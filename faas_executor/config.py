@@ -36,6 +36,7 @@ class ExecutorSettings:
     prvkey: str = field(default="", repr=False)
     colony_prvkey: str = field(default="", repr=False)
     concurrency: int = 2
+    prefetch: int = 2
     assign_timeout: float = 5.0
     default_timeout: float = 600.0
     lease: float = 30.0
@@ -50,6 +51,8 @@ class ExecutorSettings:
             raise ValueError("a colony name is required (COLONIES_COLONY_NAME)")
         if self.concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {self.concurrency}")
+        if self.prefetch < 0:
+            raise ValueError(f"prefetch must be 0 or more, got {self.prefetch}")
         if not (self.prvkey or self.colony_prvkey):
             raise ValueError("either the colony key (COLONIES_COLONY_PRVKEY) to register a new executor, "
                              "or the key of a registered executor (COLONIES_PRVKEY) is required")

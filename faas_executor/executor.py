@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_NESTING = 8
 RETRY_OUTAGE_S = 120.0
+SHORT_CALL_S = 0.1
+"""Prefetch (ExecutorSettings.prefetch) takes calls beyond the workers only while calls end within this."""
 
 
 class FunctionNotDeployed(LookupError):
@@ -57,7 +59,11 @@ class NestedCallError(Exception):
 
 
 class Executor:
-    """One registered executor with `concurrency` assign loops sharing one warm worker pool."""
+    """One registered executor: `concurrency` assign loops and `prefetch` prefetching loops sharing
+    `concurrency` warm workers. Under load the prefetchers keep the next call at hand, so a worker
+    that frees does not sit idle through a round trip to the server. They never park on the
+    server and take nothing while a worker lacks a call or calls are long (`_prefetch_ok`), so a
+    call does not wait here behind a long one while another executor could run it."""
 
     def __init__(self, settings: ExecutorSettings, client: Colonies) -> None:
         self.settings = settings
@@ -79,6 +85,9 @@ class Executor:
         self.calls = 0
         self.heartbeats = 0
         self._lock = threading.Lock()
+        self._held = 0  # processes assigned here and not yet closed (running or waiting for a worker)
+        self._held_changed = threading.Condition(self._lock)
+        self.held_peak = 0  # the most processes held at once (at most concurrency + prefetch)
         self._context = threading.local()  # the process a thread is running, for nested calls
         self._retry_wait = threading.Event()
         self._newest: dict[str, str] = {}  # name -> checksum of the newest revision the server named
@@ -107,8 +116,8 @@ class Executor:
             self.registered = True
         if s.register_functions:
             self._register_functions()
-        log.info("executor %s (%s, type %s) ready in colony %s, concurrency %d",
-                 s.executorname, self.executorid[:12], s.executortype, s.colonyname, s.concurrency)
+        log.info("executor %s (%s, type %s) ready in colony %s, concurrency %d, prefetch %d",
+                 s.executorname, self.executorid[:12], s.executortype, s.colonyname, s.concurrency, s.prefetch)
         log.info("%s", self.pool.describe())
 
     def _register_functions(self) -> None:
@@ -138,10 +147,15 @@ class Executor:
             threads.append(threading.Thread(target=self._heartbeat_loop, name="faas-heartbeat", daemon=True))
             threads += [threading.Thread(target=self._assign_loop, args=(burst,), name=f"faas-assign-{i}",
                                          daemon=True) for i in range(self.settings.concurrency)]
+            threads += [threading.Thread(target=self._assign_loop, args=(burst, True), name=f"faas-prefetch-{i}",
+                                         daemon=True) for i in range(self.settings.prefetch)]
             for t in threads:
                 t.start()
-            for t in threads[1:]:
+            for t in threads[1:1 + self.settings.concurrency]:
                 t.join()
+            # The assign loops end only when stopping, or in a burst once nothing is left: then the
+            # prefetchers, which never see an empty queue while they wait, finish what they hold.
+            self.stopping.set()
         finally:
             self.stopping.set()
             for t in threads[1:]:
@@ -182,15 +196,21 @@ class Executor:
                 log.warning("heartbeat failed: %s", e)
             self._heartbeat_stop.wait(interval)
 
-    def _assign_loop(self, burst: bool) -> None:
+    def _assign_loop(self, burst: bool, prefetcher: bool = False) -> None:
+        """Take a process, run it, close it and take the next, until stopping. A `prefetcher`
+        never parks on the server: it asks once (timeout -1) and only while `_prefetch_ok`."""
         s = self.settings
+        wait = -1.0 if prefetcher else s.assign_timeout
         process: Process | None = None
+        misses = 0
         while True:
             if process is None:
+                if prefetcher and not self._wait_for_prefetch(misses):
+                    return
                 if self.stopping.is_set():
                     return
                 try:
-                    process = self.rpc.send(messages.assign(s.colonyname, s.assign_timeout, prvkey=self.prvkey))
+                    process = self.rpc.send(messages.assign(s.colonyname, wait, prvkey=self.prvkey))
                 except Exception as e:  # ColoniesError, or anything else: the loop must survive it
                     log.warning("assign failed: %s", e)
                     self.stopping.wait(1.0)  # the server is away: back off instead of spinning
@@ -198,16 +218,49 @@ class Executor:
                 if process is None:
                     if burst:
                         return
+                    misses += 1
                     continue
+                misses = 0
+                self._count_held(1)
             # Assigned work always runs to the end, also when a stop arrived meanwhile.
             pid, started = process.processid, time.monotonic()
             outcome = self._run(process)
-            nxt = self._finish(pid, outcome, take_next=not self.stopping.is_set())
+            take_next = not self.stopping.is_set() and (not prefetcher or self._prefetch_ok(own=1))
+            nxt = self._finish(pid, outcome, take_next=take_next, timeout=wait)
             log.info("process %s %s %s in %.3f s", pid[:12], process.spec.funcname, outcome.reason.value,
                      time.monotonic() - started)
-            if nxt is None and burst:
-                return
+            if nxt is None:
+                self._count_held(-1)
+                if burst:
+                    return
             process = nxt
+
+    def _count_held(self, delta: int) -> None:
+        with self._held_changed:
+            self._held += delta
+            self.held_peak = max(self.held_peak, self._held)
+            self._held_changed.notify_all()
+
+    def _prefetch_ok(self, own: int = 0) -> bool:
+        """Whether a prefetcher holding `own` processes should take one more: only while the other
+        loops hold one per worker (so every worker has a call), calls are short, and the server
+        is ours (it answers closeandassignmsg and one-try assigns)."""
+        with self._lock:
+            others = self._held - own
+        return (self._close_and_assign and others >= self.settings.concurrency
+                and self.pool.calls_are_short(SHORT_CALL_S))
+
+    def _wait_for_prefetch(self, misses: int) -> bool:
+        """Block until `_prefetch_ok`, after a back-off that doubles with each empty answer in a
+        row (5 ms up to 1 s); False when stopping."""
+        if misses and self.stopping.wait(min(1.0, 0.005 * 2 ** min(misses - 1, 8))):
+            return False
+        while not self.stopping.is_set():
+            if self._prefetch_ok():
+                return True
+            with self._held_changed:
+                self._held_changed.wait(0.1)  # also re-checks how long the running calls have taken
+        return False
 
     # -- one process ----------------------------------------------------------------------------
 
@@ -261,8 +314,10 @@ class Executor:
         return self.cache.get_or_fetch(name, newest.checksum, lambda: self.client.download_bytes(
             s.colonyname, s.label, fileid=newest.fileid, prvkey=self.prvkey))
 
-    def _finish(self, pid: str, outcome: Outcome, take_next: bool = False) -> Process | None:
-        """Close or fail the process; with `take_next`, also take the next one (None: none came).
+    def _finish(self, pid: str, outcome: Outcome, take_next: bool = False,
+                timeout: float | None = None) -> Process | None:
+        """Close or fail the process; with `take_next`, also take the next one, waiting up to
+        `timeout` s (default: the assign timeout; < 0: one try) (None: none came).
 
         Against our server both go in one round trip (closeandassignmsg); any other server refuses
         that message type once, and from then on close and assign are sent separately.
@@ -270,7 +325,7 @@ class Executor:
         if take_next and self._close_and_assign:
             s = self.settings
             merged = messages.close_and_assign(
-                pid, s.colonyname, s.assign_timeout, output=[outcome.value] if outcome.ok else None,
+                pid, s.colonyname, s.assign_timeout if timeout is None else timeout, output=[outcome.value] if outcome.ok else None,
                 errors=None if outcome.ok else [outcome.error], prvkey=self.prvkey)
             try:
                 return self.rpc.send(merged)

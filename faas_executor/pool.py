@@ -159,6 +159,8 @@ class WorkerPool:
         self._workers: dict[int, WorkerHandle] = {}
         self._cond = threading.Condition()
         self._closed = False
+        self._since: dict[int, float] = {}  # slot -> when its running call started
+        self._typical: float | None = None  # moving average of call durations (s), for calls_are_short
         self._reported_off = False
         self.uid_lease: UidLease | None = None
         if self.caps.root and settings.uid_base is not None:
@@ -217,6 +219,7 @@ class WorkerPool:
                 if remaining <= 0:
                     return Outcome(Reason.TIMEOUT, error=f"timed out after {timeout:g} s waiting for a free worker")
                 self._cond.wait(remaining)
+            self._since[decision.slot] = time.monotonic()
             stale = [self._workers.pop(i) for i in decision.retire if i in self._workers]
             old = None if decision.reuse or decision.load else self._workers.pop(decision.slot, None)
         limit, timeout = timeout, max(0.0, deadline - time.monotonic())
@@ -257,8 +260,20 @@ class WorkerPool:
             return outcome
         finally:
             with self._cond:
+                took = time.monotonic() - self._since.pop(decision.slot)
+                self._typical = took if self._typical is None else 0.8 * self._typical + 0.2 * took
                 self._slots.release(decision.slot, keep)
                 self._cond.notify_all()
+
+    def calls_are_short(self, horizon: float) -> bool:
+        """True when calls have usually ended within `horizon` s and none of the running ones
+        has taken longer: a call handed to the pool now would wait about that long at most for
+        a worker. False before any call ended. (The executor asks before prefetching.)"""
+        with self._cond:
+            if self._typical is None or self._typical >= horizon:
+                return False
+            now = time.monotonic()
+            return all(now - t < horizon for t in self._since.values())
 
     def prestart(self) -> int:
         """Start a sandboxed worker without a function in every empty slot, so that a first call

@@ -6,6 +6,7 @@ import random
 import textwrap
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -304,24 +305,23 @@ def test_nested_calls_under_load_do_not_deadlock(stack: Stack) -> None:
     assert "[double] doubling 3\n" in logs
 
 
-def test_two_executors_share_one_colony(server: ServerHandle, s3_server: S3Server, tmp_path: Path) -> None:
-    client = _client(server, s3_server)
+@contextmanager
+def one_worker_executors(server: ServerHandle, s3: S3Server, tmp_path: Path, count: int,
+                         prefetch: int = 2) -> Iterator[tuple[Colonies, list[Executor]]]:
+    """`count` running executors of one worker each (concurrency 1), and a client."""
+    client = _client(server, s3)
     executors = []
-    for i in range(2):
+    for i in range(count):
         settings = ExecutorSettings(
             colonyname=DEV_COLONY, executorname=f"faas-h{i}", colony_prvkey=COLONY_PRVKEY, concurrency=1,
-            assign_timeout=1.0, state_dir=str(tmp_path / f"state{i}"),
-            pool=PoolSettings(scratch_root=str(tmp_path / f"scratch{i}"), size=1, uid_base=64600))
-        executors.append(Executor(settings, _client(server, s3_server)))
+            prefetch=prefetch, assign_timeout=1.0, state_dir=str(tmp_path / f"state{i}"),
+            pool=PoolSettings(scratch_root=str(tmp_path / f"scratch{i}"), size=1, uid_base=64600 + 10 * i))
+        executors.append(Executor(settings, _client(server, s3)))
     threads = [threading.Thread(target=e.run, name=f"executor-{i}") for i, e in enumerate(executors)]
     for t in threads:
         t.start()
     try:
-        stack = Stack(client, executors[0], threads[0])
-        stack.deploy("double", "def double(x):\n    return 2 * x\n")
-        pids = [stack.submit("double", n) for n in range(10)]
-        assert [stack.result(p) for p in pids] == [(ProcessState.SUCCESS, [2 * n], []) for n in range(10)]
-        assert sum(e.calls for e in executors) == 10
+        yield client, executors
     finally:
         for e in executors:
             e.request_stop()
@@ -330,6 +330,40 @@ def test_two_executors_share_one_colony(server: ServerHandle, s3_server: S3Serve
         for e in executors:
             e.client.close_connections()
         client.close_connections()
+
+
+def test_two_executors_share_one_colony(server: ServerHandle, s3_server: S3Server, tmp_path: Path) -> None:
+    with one_worker_executors(server, s3_server, tmp_path, 2) as (client, executors):
+        stack = Stack(client, executors[0], threading.current_thread())
+        stack.deploy("double", "def double(x):\n    return 2 * x\n")
+        pids = [stack.submit("double", n) for n in range(10)]
+        assert [stack.result(p) for p in pids] == [(ProcessState.SUCCESS, [2 * n], []) for n in range(10)]
+        assert sum(e.calls for e in executors) == 10
+
+
+def test_prefetch_holds_the_next_call_while_calls_are_short(server: ServerHandle, s3_server: S3Server,
+                                                            tmp_path: Path) -> None:
+    with one_worker_executors(server, s3_server, tmp_path, 1, prefetch=1) as (client, (executor,)):
+        stack = Stack(client, executor, threading.current_thread())
+        stack.deploy("tick", "import time\ndef tick(n):\n    time.sleep(0.01)\n    return n\n")
+        pids = [stack.submit("tick", n) for n in range(40)]
+        assert [stack.result(p) for p in pids] == [(ProcessState.SUCCESS, [n], []) for n in range(40)]
+        # One worker, and a second call taken while it ran: the worker never waited on the server.
+        assert executor.held_peak == 2
+        assert executor.calls == 40
+
+
+def test_prefetch_takes_nothing_while_calls_are_long(server: ServerHandle, s3_server: S3Server,
+                                                     tmp_path: Path) -> None:
+    # Two executors of one worker; calls of 0.4 s. A prefetched call would wait behind a running
+    # one on its executor while the other executor could run it: neither takes a second call.
+    with one_worker_executors(server, s3_server, tmp_path, 2, prefetch=1) as (client, executors):
+        stack = Stack(client, executors[0], threading.current_thread())
+        stack.deploy("nap", "import time\ndef nap(n):\n    time.sleep(0.4)\n    return n\n")
+        pids = [stack.submit("nap", n) for n in range(6)]
+        assert [stack.result(p) for p in pids] == [(ProcessState.SUCCESS, [n], []) for n in range(6)]
+        assert [e.held_peak for e in executors] == [1, 1]
+        assert sum(e.calls for e in executors) == 6
 
 
 def test_a_restarted_executor_registers_again_under_its_name(server: ServerHandle, s3_server: S3Server,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -359,3 +360,31 @@ def test_pre_started_workers_serve_first_calls_without_a_new_process(pool: Worke
     assert other.ok and other.value not in prestarted
     broken = pool.run(source("broken", "def broken(:\n"), [], {}, timeout=30)
     assert broken.reason is Reason.LOAD and "SyntaxError" in broken.error
+
+
+def test_calls_are_short_only_once_calls_ended_quickly_and_none_is_running_long(pool: WorkerPool) -> None:
+    quick = source("convert", CONVERT)
+    assert not pool.calls_are_short(0.5)  # nothing known before a call has ended
+    for _ in range(10):  # the first one also starts the worker
+        assert pool.run(quick, [21.0], {}, timeout=30).ok
+    assert pool.calls_are_short(0.5)
+
+    slow = source("slow", """
+        import time
+        def slow(s):
+            time.sleep(s)
+            return s
+    """)
+    running = threading.Thread(target=pool.run, args=(slow, [1.5], {}, 30))
+    running.start()
+    try:
+        deadline = time.monotonic() + 10
+        while pool.calls_are_short(0.5) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        # The running call passed the horizon: it no longer counts as short while it runs...
+        assert not pool.calls_are_short(0.5)
+    finally:
+        running.join()
+    # ...and once it ended, its 1.5 s weigh on the average (a fifth of it: above 0.25 s).
+    assert not pool.calls_are_short(0.25)
+    assert pool.calls_are_short(5.0)
