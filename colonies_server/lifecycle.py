@@ -120,7 +120,7 @@ def resolve_graph(tx: Any, graphid: str, now_ns: int) -> None:
 def _function_stats(tx: Any, p: dict[str, Any]) -> None:
     """Upstream's statistics: counter, min/max and the (old+new)/2 'average' of wait and exec time."""
     colony = p["spec"]["conditions"]["colonyname"]
-    ex = tx.get_executor_by_id(colony, p["assignedexecutorid"])
+    ex = tx.executor_in(colony, p["assignedexecutorid"])
     if ex is None:
         return
     funcs = tx.find_functions(colony, ex["executorname"], p["spec"]["funcname"])
@@ -135,4 +135,4 @@ def _function_stats(tx: Any, p: dict[str, Any]) -> None:
             f[f"min{kind}time"] = v if first else min(f[f"min{kind}time"], v)
             f[f"max{kind}time"] = v if first else max(f[f"max{kind}time"], v)
             f[f"avg{kind}time"] = v if first else (f[f"avg{kind}time"] + v) / 2
-        tx.add_function(f)
+        tx.put_function_stats(f)

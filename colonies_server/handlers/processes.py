@@ -12,7 +12,7 @@ from .. import lifecycle
 from ..errors import NoReply, RPCError
 from ..procs import FAILED, RUNNING, STATES, SUCCESS, WAITING, new_process, normalize_spec, render
 from ..registry import rpc
-from ..roles import APPROVED, member_name, require_colony_owner, require_member
+from ..roles import member_name, require_colony_owner, require_member
 from ..runtime import Runtime
 from .fields import get_int, get_list, get_num, get_str
 
@@ -55,11 +55,11 @@ async def submit_process(rt: Runtime, signer: str, msg: dict[str, Any], processi
 
 
 def _assigning_executor(tx: Any, colony: Any, signer: str) -> dict[str, Any]:
-    require_member(tx, colony, signer)
-    e = tx.get_executor_by_id(colony, signer)
-    if e is None or e["state"] != APPROVED:
+    # require_member answers with the signer's executor record when it is an approved executor.
+    kind, who = require_member(tx, colony, signer)
+    if kind != "executor":
         raise RPCError(500, "Failed to assign process, executor not found")
-    return e  # type: ignore[no-any-return]
+    return who
 
 
 @rpc("assignprocessmsg")

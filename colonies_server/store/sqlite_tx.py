@@ -52,9 +52,14 @@ class SqliteTx:
         # off unless the store turns it on; stores shared by several servers must leave it off.
         self.cache_members = False
         self._members: dict[tuple[str, str], tuple[dict[str, Any] | None, dict[str, Any] | None]] = {}
+        # (colony, executorname, funcname) → function docs, under the same rule (the statistics of
+        # every closed process read them): kept current by add_function/put_function_stats,
+        # cleared by removals and rollbacks.
+        self._functions: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
 
     def invalidate(self) -> None:
         self._members.clear()
+        self._functions.clear()
 
     def member(self, colony: str, signer: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         """(executor with that id in the colony, user with that id in the colony); copies, cached."""
@@ -68,6 +73,12 @@ class SqliteTx:
             self._members[(colony, signer)] = hit
         ex, user = hit
         return (dict(ex) if ex is not None else None), (dict(user) if user is not None else None)
+
+    def executor_in(self, colony: str, executorid: str) -> dict[str, Any] | None:
+        """get_executor_by_id, answered from the member cache when that is on."""
+        if self.cache_members:
+            return self.member(colony, executorid)[0]
+        return self.get_executor_by_id(colony, executorid)
 
     def emit(self, *event: Any) -> None:
         """Queue an event to publish after COMMIT (dropped if this operation rolls back)."""
@@ -109,7 +120,7 @@ class SqliteTx:
 
     def remove_colony(self, name: str) -> None:
         """Cascade (protocol §4.1): everything of the colony except files and snapshots."""
-        self._members.clear()
+        self.invalidate()
         for sql in ("DELETE FROM colonies WHERE name=?", "DELETE FROM users WHERE colonyname=?",
                     "DELETE FROM executors WHERE colonyname=?", "DELETE FROM functions WHERE colonyname=?",
                     "DELETE FROM attributes WHERE processid IN (SELECT processid FROM processes WHERE colonyname=?)",
@@ -170,14 +181,36 @@ class SqliteTx:
 
     # ---- functions
     def add_function(self, f: dict[str, Any]) -> None:
+        self._functions.clear()
         self.c.execute("INSERT OR REPLACE INTO functions (functionid, colonyname, executorname, funcname, doc) "
                        "VALUES (?,?,?,?,?)", (f["functionid"], f["colonyname"], f["executorname"], f["funcname"], _dumps(f)))
+
+    def put_function_stats(self, f: dict[str, Any]) -> None:
+        """Store new statistics of an existing function: its document only, so no index changes."""
+        self.c.execute("UPDATE functions SET doc=? WHERE functionid=?", (_dumps(f), f["functionid"]))
+        cached = self._functions.get((f["colonyname"], f["executorname"], f["funcname"]))
+        if cached is not None:
+            for i, g in enumerate(cached):
+                if g["functionid"] == f["functionid"]:
+                    cached[i] = dict(f)
 
     def get_function(self, functionid: str) -> dict[str, Any] | None:
         return self._one("SELECT doc FROM functions WHERE functionid=?", (functionid,))  # type: ignore[no-any-return]
 
     def find_functions(self, colony: str, executorname: str | None = None,
                        funcname: str | None = None) -> list[dict[str, Any]]:
+        if not self.cache_members or executorname is None or funcname is None:
+            return self._find_functions(colony, executorname, funcname)
+        key = (colony, executorname, funcname)
+        hit = self._functions.get(key)
+        if hit is None:
+            hit = self._find_functions(colony, executorname, funcname)
+            if len(self._functions) > 50_000:
+                self._functions.clear()
+            self._functions[key] = hit
+        return [dict(f) for f in hit]
+
+    def _find_functions(self, colony: str, executorname: str | None, funcname: str | None) -> list[dict[str, Any]]:
         sql = "SELECT doc FROM functions WHERE colonyname=?"
         args: list[Any] = [colony]
         if executorname is not None:
@@ -189,9 +222,11 @@ class SqliteTx:
         return self._all(sql + " ORDER BY executorname, funcname", tuple(args))
 
     def remove_function(self, functionid: str) -> None:
+        self._functions.clear()
         self.c.execute("DELETE FROM functions WHERE functionid=?", (functionid,))
 
     def remove_functions_of(self, colony: str, executorname: str) -> None:
+        self._functions.clear()
         self.c.execute("DELETE FROM functions WHERE colonyname=? AND executorname=?", (colony, executorname))
 
     # ---- processes

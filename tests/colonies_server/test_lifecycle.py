@@ -117,3 +117,36 @@ async def test_executor_removal_requeue_keeps_retries(store: Store) -> None:
     await store.write(op)
     q = await store.read(lambda tx: tx.get_process(p["processid"]))
     assert (q["state"], q["retries"], q["starttime"]) == (WAITING, 0, "0001-01-01T00:00:00Z")
+
+
+async def test_function_statistics_add_up_over_closes_and_are_stored(db_url: str) -> None:
+    ex = {**_exec(), "state": 1}
+    fn = {"functionid": "f" * 64, "colonyname": "dev", "executorname": "e1", "funcname": "echo", "counter": 0,
+          "minwaittime": 0.0, "maxwaittime": 0.0, "avgwaittime": 0.0,
+          "minexectime": 0.0, "maxexectime": 0.0, "avgexectime": 0.0}
+    store = open_store(db_url)
+    await store.open()
+    try:
+        def setup(tx: Any) -> None:
+            tx.put_executor(ex)
+            tx.add_function(fn)
+        await store.write(setup)
+        for i, exec_s in enumerate((1, 3, 2)):  # each submitted at T0 + 10 s·i, waits 1 s, runs exec_s
+            p = _proc(T0 + 10 * i * SEC, funcname="echo")
+            await _insert(store, p)
+            assert await _assign(store, ex, T0 + (10 * i + 1) * SEC) is not None
+            await store.write(lambda tx, p=p, i=i, exec_s=exec_s: lifecycle.close(
+                tx, tx.get_process(p["processid"]), [], T0 + (10 * i + 1 + exec_s) * SEC))
+    finally:
+        await store.close()
+
+    store = open_store(db_url)  # what was stored, not what a cache in the old store held
+    await store.open()
+    try:
+        (stats,) = await store.read(lambda tx: tx.find_functions("dev"))
+    finally:
+        await store.close()
+    assert stats["counter"] == 3
+    assert (stats["minwaittime"], stats["maxwaittime"], stats["avgwaittime"]) == (1.0, 1.0, 1.0)
+    # upstream's "average": (old + new) / 2 at each close
+    assert (stats["minexectime"], stats["maxexectime"], stats["avgexectime"]) == (1.0, 3.0, 2.0)
