@@ -308,15 +308,21 @@ class ProcessWaiter:
             code = payload.get("status")
             ack.set_exception(error_from_status(code if isinstance(code, int) else 0, str(payload.get("message"))))
             return
-        process = Process.model_validate(payload.get("process"))
-        pid = process.processid
+        raw = payload.get("process")
+        if not isinstance(raw, dict):
+            raw = {}
+        pid = raw.get("processid")
+        if not isinstance(pid, str) or not pid:
+            ack.set_exception(ColoniesError(f"the server acknowledged a submission without a process id: {payload!r}"))
+            return
         sub = self._subs.get(pid)
         if sub is None:
             sub = self._subs[pid] = _Sub(asyncio.get_running_loop().create_future(), socket=sock)
             sock.pids.add(pid)
         sub.waiters += 1
-        if process.state in _FINAL and not sub.future.done():
-            sub.future.set_result(process)
+        # Only a process that has already ended (rare: a very fast call) needs the whole model now.
+        if raw.get("state") in _FINAL and not sub.future.done():
+            sub.future.set_result(Process.model_validate(raw))
         ack.set_result(pid)
 
     def _ended(self, process: Process) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -138,3 +139,30 @@ async def test_submit_and_wait_without_a_reachable_socket_is_a_connection_error(
         assert waiter.pending == 0
     finally:
         await waiter.close()
+
+
+async def test_an_acknowledgement_without_a_process_id_fails_the_submission() -> None:
+    """A server that acknowledges a submission with no process id: a clear error, nothing left waiting."""
+    import base64
+    import json
+
+    from websockets.asyncio.server import serve
+
+    from sdk.errors import ColoniesError
+
+    async def acknowledge_badly(ws: Any) -> None:
+        async for text in ws:
+            msg = json.loads(base64.b64decode(json.loads(text)["payload"]))
+            body = {"requestid": msg["requestid"], "process": {"state": 0}}
+            await ws.send(json.dumps({"payloadtype": "submitandsubscribemsg",
+                                      "payload": base64.b64encode(json.dumps(body).encode()).decode()}))
+
+    async with serve(acknowledge_badly, "127.0.0.1", 0) as srv:
+        port = srv.sockets[0].getsockname()[1]
+        waiter = ProcessWaiter(f"ws://127.0.0.1:{port}/pubsub", DEV_PRVKEY, DEV_COLONY, EXECUTOR_TYPE)
+        try:
+            with pytest.raises(ColoniesError, match="without a process id"):
+                await waiter.submit_and_wait(_wire_spec(), 5, 5)
+            assert waiter.pending == 0 and waiter.socket_submits == 0
+        finally:
+            await waiter.close()
