@@ -46,6 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         import uvicorn
 
         from .app import create_app
+        from .serving import GatewayHttpProtocol
     except ImportError as e:
         print(f"faas gateway: {e.name or e} is missing; pip install 'colonyfaas[gateway]'", file=sys.stderr)
         return 2
@@ -58,8 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     gc.set_threshold(14_000, 20, 20)
     if args.workers > 1:
         uvicorn.run("gateway.cli:app_from_env", factory=True, host=args.host, port=args.port,
-                    workers=args.workers, log_level=args.log_level, access_log=False)
+                    workers=args.workers, log_level=args.log_level, access_log=False, http=GatewayHttpProtocol)
     else:
         uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level,
-                    access_log=False)
+                    access_log=False, http=GatewayHttpProtocol)
     return 0

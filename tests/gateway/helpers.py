@@ -15,6 +15,7 @@ from typing import Any
 import uvicorn
 
 from gateway.app import create_app
+from gateway.serving import GatewayHttpProtocol
 from gateway.settings import Settings
 
 
@@ -51,7 +52,9 @@ class ThreadGateway:
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.app = create_app(settings)
-        self.server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", lifespan="on"))
+        # The protocol `faas gateway start` serves with (gateway/serving.py).
+        self.server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", lifespan="on",
+                                                    http=GatewayHttpProtocol))
         self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve(sockets=[self.sock])),
                                        name="gateway-test-server")
 
