@@ -12,7 +12,7 @@ from .procs import FAILED, RUNNING, SUCCESS, WAITING
 from .timeutil import ZERO_TIME, fmt_time, parse_time
 from .workflows import resolve
 
-__all__ = ["assign_next", "close", "fail", "requeue", "resolve_graph", "signal"]
+__all__ = ["assign_next", "close", "fail", "requeue", "resolve_graph", "signal", "start"]
 
 SEC = 1_000_000_000
 
@@ -23,17 +23,23 @@ def signal(tx: Any, p: dict[str, Any]) -> None:
         tx.emit("wake", p["spec"]["conditions"]["colonyname"], p["spec"]["conditions"]["executortype"])
 
 
-def assign_next(tx: Any, colony: str, executor: dict[str, Any], now_ns: int) -> dict[str, Any] | None:
-    """Atomically hand the best waiting process to the executor (§6.2), or None."""
-    p = tx.next_assignable(colony, executor["executortype"], executor["executorname"])
-    if p is None:
-        return None
+def start(p: dict[str, Any], executor: dict[str, Any], now_ns: int) -> dict[str, Any]:
+    """p (changed in place, only top-level fields) as RUNNING on the executor from now."""
     p["state"] = RUNNING
     p["isassigned"] = True
     p["assignedexecutorid"] = executor["executorid"]
     p["starttime"] = fmt_time(now_ns)
     maxexec = p["spec"]["maxexectime"]
     p["execdeadline"] = fmt_time(now_ns + maxexec * SEC) if maxexec > 0 else ZERO_TIME
+    return p
+
+
+def assign_next(tx: Any, colony: str, executor: dict[str, Any], now_ns: int) -> dict[str, Any] | None:
+    """Atomically hand the best waiting process to the executor (§6.2), or None."""
+    p = tx.next_assignable(colony, executor["executortype"], executor["executorname"])
+    if p is None:
+        return None
+    start(p, executor, now_ns)
     if p["processgraphid"]:
         if p["parents"]:
             inputs: list[Any] = []

@@ -13,13 +13,21 @@ ProcessCallback = Callable[[dict[str, Any]], None]
 
 
 class Waiter:
-    """One long-poll assigner parked on (colony, executortype); set() wakes it."""
+    """One long-poll assigner parked on (colony, executortype); set() wakes it.
 
-    __slots__ = ("event", "key")
+    Hand-off (SQLite only, see handlers/processes.py): a submission may `claim` an idle waiter and
+    store its process already assigned to the waiter's `executor`; `outcome` then resolves with
+    that process once it is committed, or with None if the submission rolled back.
+    """
 
-    def __init__(self, key: tuple[str, str]) -> None:
+    __slots__ = ("event", "executor", "idle", "key", "outcome")
+
+    def __init__(self, key: tuple[str, str], executor: dict[str, Any] | None = None) -> None:
         self.key = key
         self.event = asyncio.Event()
+        self.executor = executor
+        self.idle = False  # parked in event.wait(), no attempt of its own in flight
+        self.outcome: asyncio.Future[dict[str, Any] | None] | None = None
 
 
 class Hub:
@@ -31,10 +39,27 @@ class Hub:
         self._general: set[tuple[str, int, ProcessCallback]] = set()
 
     # ---- assigners
-    def park(self, colony: str, executortype: str) -> Waiter:
-        w = Waiter((colony, executortype))
+    def park(self, colony: str, executortype: str, executor: dict[str, Any] | None = None) -> Waiter:
+        w = Waiter((colony, executortype), executor)
         self._waiters[w.key].add(w)
         return w
+
+    def claim(self, colony: str, executortype: str, names: list[str] | None) -> Waiter | None:
+        """An idle waiter with nothing pending (no wake-up on its way, no claim) whose executor
+        may run a process targeted at `names` (None: any); it is claimed until hand_off/release."""
+        for w in self._waiters.get((colony, executortype), ()):
+            if (w.idle and w.outcome is None and not w.event.is_set() and w.executor is not None
+                    and (not names or w.executor["executorname"] in names)):
+                w.outcome = asyncio.get_running_loop().create_future()
+                return w
+        return None
+
+    @staticmethod
+    def release(w: Waiter) -> None:
+        """The claiming submission rolled back: the waiter tries an assignment of its own."""
+        if w.outcome is not None and not w.outcome.done():
+            w.outcome.set_result(None)
+        w.event.set()
 
     def unpark(self, w: Waiter) -> None:
         ws = self._waiters.get(w.key)
@@ -93,3 +118,8 @@ class Hub:
                             cb(p)
             elif ev[0] == "wake_colony":
                 self.wake_colony(ev[1])
+            elif ev[0] == "handoff":
+                w = ev[1]
+                if w.outcome is not None and not w.outcome.done():
+                    w.outcome.set_result(ev[2])
+                w.event.set()

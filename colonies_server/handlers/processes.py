@@ -38,19 +38,49 @@ async def submit(rt: Runtime, signer: str, msg: dict[str, Any]) -> Any:
 
 
 async def submit_process(rt: Runtime, signer: str, msg: dict[str, Any], processid: str = "") -> dict[str, Any]:
-    """submitfuncspecmsg's work: the stored WAITING process (RPCError if refused). `processid`,
-    when given, is the new process's id (pubsub's submitandsubscribemsg subscribes to it first)."""
+    """submitfuncspecmsg's work: the stored process as submitted, WAITING (RPCError if refused).
+    `processid`, when given, is the new process's id (submitandsubscribemsg subscribes to it first).
+
+    Hand-off: when an executor that may run it is parked in a long-poll with nothing else on its
+    way, the process is stored already assigned to it, in the same transaction, and handed to its
+    long-poll when that commits: one transaction and no queue look-up instead of two. A parked
+    executor found nothing to run at its last attempt and has had no wake-up since, so no process
+    it could take waits ahead of this one. SQLite only (Store.inline_ops)."""
     spec = normalize_spec(msg.get("spec"), max_string=rt.settings.max_string)
-    colony = spec["conditions"]["colonyname"]
+    cond = spec["conditions"]
+    colony = cond["colonyname"]
     now = rt.now_ns()
+    hub = rt.hub if rt.store.inline_ops else None
+    claimed: list[Any] = []
 
     def op(tx: Any) -> Any:
         kind, who = require_member(tx, colony, signer)
         p = new_process(spec, signer, member_name(kind, who), now, processid=processid)
-        tx.insert_process(p)
-        lifecycle.signal(tx, p)
+        w = None
+        if hub is not None and not p["waitforparents"]:
+            w = hub.claim(colony, cond["executortype"], cond.get("executornames"))
+        if w is None or w.executor is None:
+            tx.insert_process(p)
+            lifecycle.signal(tx, p)
+            return p
+        claimed.append(w)
+        running = lifecycle.start(dict(p), w.executor, now)
+        tx.insert_process(running)
+        tx.emit("process", p)
+        tx.emit("process", running)
+        tx.emit("handoff", w, running)
         return p
-    p: dict[str, Any] = await rt.store.write(op)
+    stored = rt.store.write(op)
+
+    def settle(f: asyncio.Future[Any]) -> None:
+        # The commit's own outcome decides, not this task's: a submitter that goes away while the
+        # commit is under way must neither cancel the write nor leave the waiter claimed.
+        failed = f.cancelled() or f.exception() is not None  # (retrieves the exception either way)
+        if failed and claimed:
+            rt.hub.release(claimed[0])  # rolled back: nothing was handed over
+    fut = asyncio.ensure_future(stored)
+    fut.add_done_callback(settle)
+    p: dict[str, Any] = await asyncio.shield(fut)
     return p
 
 
@@ -92,7 +122,7 @@ async def _long_poll(rt: Runtime, signer: str, colony: str, e: dict[str, Any], t
     deadline = time.monotonic() + timeout
     while True:
         # Park before trying, so a submit committed between the attempt and the wait still wakes us.
-        waiter = hub.park(colony, etype) if timeout > 0 else None
+        waiter = hub.park(colony, etype, e) if timeout > 0 else None
         try:
             now = rt.now_ns()
             rt.heard_from(signer, now)
@@ -105,10 +135,16 @@ async def _long_poll(rt: Runtime, signer: str, colony: str, e: dict[str, Any], t
             if waiter is None or remaining <= 0:
                 return None
             timer = loop.call_later(remaining, waiter.event.set)
+            waiter.idle = True  # only now may a submission claim it (Hub.claim)
             try:
                 await waiter.event.wait()
             finally:
+                waiter.idle = False
                 timer.cancel()
+            if waiter.outcome is not None:  # claimed: a process was (or was not) handed over
+                p = await waiter.outcome
+                if p is not None:
+                    return p
         finally:
             if waiter is not None:
                 hub.unpark(waiter)

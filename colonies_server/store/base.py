@@ -169,6 +169,9 @@ class TxProtocol(Protocol):
 
 class Store(Protocol):
     on_commit: EventSink | None
+    # True when write() runs its functions on the event loop's thread (SQLite): they may then touch
+    # loop-side state such as the signal hub (the assignment hand-off does).
+    inline_ops: bool
 
     async def open(self) -> None: ...
 

@@ -109,6 +109,8 @@ def _settle(fut: asyncio.Future[Any], result: Any, err: BaseException | None) ->
 class PostgresStore:
     """The Store protocol on PostgreSQL (see module docstring)."""
 
+    inline_ops = False  # operations run in the pool's threads (Store.inline_ops)
+
     def __init__(self, url: str, pool_size: int = 8, connect_timeout: float = 5.0, op_timeout: float = 30.0,
                  max_backoff: float = 2.0, application_name: str = "colonyfaas") -> None:
         self.url = url

@@ -99,6 +99,8 @@ class _Committer:
 class SqliteStore:
     """The Store protocol on one SQLite file (see module docstring for the commit strategy)."""
 
+    inline_ops = True  # operations run on the loop's thread (Store.inline_ops)
+
     def __init__(self, path: str, synchronous: str = "FULL", max_batch: int = 2000,
                  checkpoint_period: float = 1.0) -> None:
         if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
