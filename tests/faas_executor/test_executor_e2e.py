@@ -346,11 +346,11 @@ def test_prefetch_holds_the_next_call_while_calls_are_short(server: ServerHandle
     with one_worker_executors(server, s3_server, tmp_path, 1, prefetch=1) as (client, (executor,)):
         stack = Stack(client, executor, threading.current_thread())
         stack.deploy("tick", "import time\ndef tick(n):\n    time.sleep(0.01)\n    return n\n")
-        pids = [stack.submit("tick", n) for n in range(40)]
-        assert [stack.result(p) for p in pids] == [(ProcessState.SUCCESS, [n], []) for n in range(40)]
+        pids = [stack.submit("tick", n) for n in range(60)]
+        assert [stack.result(p) for p in pids] == [(ProcessState.SUCCESS, [n], []) for n in range(60)]
         # One worker, and a second call taken while it ran: the worker never waited on the server.
         assert executor.held_peak == 2
-        assert executor.calls == 40
+        assert executor.calls == 60
 
 
 def test_prefetch_takes_nothing_while_calls_are_long(server: ServerHandle, s3_server: S3Server,
