@@ -269,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tool", choices=["auto", "wrk", "httpx"], default="auto")
     ap.add_argument("--stand-in-executor", action="store_true",
                     help="use the tests' stand-in executor instead of faas_executor (development only)")
+    ap.add_argument("--executor-prefetch", type=int, default=None,
+                    help="`faas executor start --prefetch N` (default: the executor's own default)")
     ap.add_argument("--executor-concurrency", type=int, default=None,
                     help="`faas executor start --concurrency N` (default: the executor's own default)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "gateway.json"))
@@ -285,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             base_url, base_pids = start_baseline(procs, work)
             ex_args = ["--concurrency", str(args.executor_concurrency)] if args.executor_concurrency else []
+            if args.executor_prefetch is not None:
+                ex_args += ["--prefetch", str(args.executor_prefetch)]
             gw_url, gw_pids, weed = start_stack(procs, work, args.stand_in_executor, ex_args)
             baseline = measure(base_url, base_pids, args.duration, tool)
             gateway = measure(gw_url, gw_pids, args.duration, tool)
@@ -308,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         "duration_s": args.duration,
         "executor": "stand-in (tests)" if args.stand_in_executor else "faas_executor",
         "executor_concurrency": args.executor_concurrency,
+        "executor_prefetch": args.executor_prefetch,
         # Other work on the machine moves every number; recorded so runs can be compared honestly.
         "load_average": {"start": load_start, "end": os.getloadavg()},
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
