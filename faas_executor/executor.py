@@ -325,7 +325,8 @@ class Executor:
         if take_next and self._close_and_assign:
             s = self.settings
             merged = messages.close_and_assign(
-                pid, s.colonyname, s.assign_timeout if timeout is None else timeout, output=[outcome.value] if outcome.ok else None,
+                pid, s.colonyname, s.assign_timeout if timeout is None else timeout,
+                output=[outcome.value] if outcome.ok else None,
                 errors=None if outcome.ok else [outcome.error], prvkey=self.prvkey)
             try:
                 return self.rpc.send(merged)
