@@ -116,12 +116,7 @@ async def test_submit_and_wait_on_the_socket(server: ServerHandle) -> None:
         assert (await client.get_process(pid)).state == ProcessState.WAITING
         stranger = waiter_for(server)
         stranger.prvkey = new_prvkey()
-        try:
-            with pytest.raises(ForbiddenError, match="not a member"):
-                await stranger.submit_and_wait(_wire_spec(), 5, 10)
-            assert stranger.pending == 0 and stranger.socket_submits == 0
-        finally:
-            await stranger.close()
+        await _refused(stranger, ForbiddenError, "not a member")
     finally:
         await waiter.close()
         await client.aclose()
@@ -160,9 +155,14 @@ async def test_an_acknowledgement_without_a_process_id_fails_the_submission() ->
     async with serve(acknowledge_badly, "127.0.0.1", 0) as srv:
         port = srv.sockets[0].getsockname()[1]
         waiter = ProcessWaiter(f"ws://127.0.0.1:{port}/pubsub", DEV_PRVKEY, DEV_COLONY, EXECUTOR_TYPE)
-        try:
-            with pytest.raises(ColoniesError, match="without a process id"):
-                await waiter.submit_and_wait(_wire_spec(), 5, 5)
-            assert waiter.pending == 0 and waiter.socket_submits == 0
-        finally:
-            await waiter.close()
+        await _refused(waiter, ColoniesError, "without a process id")
+
+
+async def _refused(waiter: ProcessWaiter, error: type[Exception], match: str) -> None:
+    """A submission on `waiter` fails with `error`, leaving nothing pending; closes the waiter."""
+    try:
+        with pytest.raises(error, match=match):
+            await waiter.submit_and_wait(_wire_spec(), 5, 5)
+        assert waiter.pending == 0 and waiter.socket_submits == 0
+    finally:
+        await waiter.close()
