@@ -312,6 +312,29 @@ def test_each_worker_runs_in_its_own_limited_cgroup(make_pool: PoolFactory) -> N
     assert not any(d.exists() for d in dirs.values())
 
 
+def test_memory_the_address_space_cap_cannot_see_is_stopped_by_the_cgroup(make_pool: PoolFactory) -> None:
+    # memfd pages are charged to the worker's cgroup but not to its RLIMIT_AS: only the cgroup's
+    # limit (memory cap + 64 MiB) stops this function; the kernel's OOM kill is then reported as
+    # a memory kill, and the next call gets a fresh worker.
+    require(CAPS.cgroup, "writable cgroups (v1 memory+pids or v2)", "run as root with cgroupfs mounted rw")
+    pool = make_pool(memory_mb=128, size=1)
+    b = source("shm", """
+        import os
+        def shm(mib):
+            chunk, fds = b"x" * (1 << 20), []
+            for part in range(4):  # four files: each stays under the file-size cap
+                fds.append(os.memfd_create(f"part{part}"))
+                for _ in range(mib // 4):
+                    os.write(fds[-1], chunk)
+            return len(fds)
+    """)
+    first = pool.run(b, [400], {}, timeout=60)
+    assert first.reason is Reason.MEMORY, first
+    assert first.error == "worker killed: memory limit 128 MiB exceeded"
+    assert not pool.workers()
+    assert pool.run(b, [8], {}, timeout=30).value == 4  # within the limit: a fresh worker runs it
+
+
 def test_a_planned_layer_that_fails_to_apply_fails_the_worker(make_pool: PoolFactory) -> None:
     import shutil
     import tempfile
