@@ -218,22 +218,33 @@ class SqliteStore:
                 if not fut.done():
                     fut.set_exception(e)
             return
+        # A savepoint per operation, so one failing operation is rolled back alone; a batch of one
+        # (every batch at low load) needs none: its failure rolls back the whole transaction.
+        alone = len(batch) == 1
         for fn, fut in batch:
             if fut.cancelled():
                 continue  # the caller is gone (e.g. a disconnected long-poll): nothing to acknowledge
             tx.events = []
-            conn.execute("SAVEPOINT op")
+            if not alone:
+                conn.execute("SAVEPOINT op")
             try:
                 result = fn(tx)
             except Exception as e:  # one failing operation must not poison the batch
                 tx.invalidate()
-                conn.execute("ROLLBACK TO op")
-                conn.execute("RELEASE op")
+                if alone:
+                    conn.execute("ROLLBACK")
+                else:
+                    conn.execute("ROLLBACK TO op")
+                    conn.execute("RELEASE op")
                 done.append((fut, None, e, []))
             else:
-                conn.execute("RELEASE op")
+                if not alone:
+                    conn.execute("RELEASE op")
                 done.append((fut, result, None, tx.events))
         tx.events = []
+        if not conn.in_transaction:  # the batch of one failed: nothing left to commit
+            self._committed(done, None)
+            return
         if self._offload and self._committer is not None and self._loop is not None:
             self._committing = True
             loop = self._loop

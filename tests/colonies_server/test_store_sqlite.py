@@ -40,6 +40,30 @@ async def test_group_commit_and_savepoints(tmp_path: Path) -> None:
     await store.close()
 
 
+@pytest.mark.parametrize("sync", ["NORMAL", "FULL"])
+async def test_a_failing_operation_alone_in_its_batch_leaves_nothing(tmp_path: Path, sync: str) -> None:
+    # A batch of one runs without a savepoint: its failure rolls back the whole transaction.
+    store = SqliteStore(str(tmp_path / "one.db"), synchronous=sync)
+    await store.open()
+    events: list[tuple[Any, ...]] = []
+    store.on_commit = events.extend
+
+    def bad(tx: Any) -> None:
+        tx.add_colony({"colonyid": "c" * 64, "name": "half"})
+        tx.emit("added", "half")
+        raise ValueError("boom")
+    with pytest.raises(ValueError, match="boom"):
+        await store.write(bad)
+    assert await store.read(lambda tx: tx.get_colony("half")) is None
+    await store.write(lambda tx: tx.add_colony({"colonyid": "c" * 64, "name": "next"}))
+    assert [c["name"] for c in await store.read(lambda tx: tx.list_colonies())] == ["next"]
+    assert events == [] and store.batches == 2
+    await store.close()
+    again = await _open(tmp_path / "one.db")
+    assert [c["name"] for c in await again.read(lambda tx: tx.list_colonies())] == ["next"]
+    await again.close()
+
+
 async def test_acknowledged_writes_survive_reopen(tmp_path: Path) -> None:
     store = await _open(tmp_path / "p.db")
     await store.write(lambda tx: tx.add_colony({"colonyid": "c" * 64, "name": "kept"}))
