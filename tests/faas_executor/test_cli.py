@@ -16,17 +16,19 @@ def test_defaults_register_a_uniquely_named_faas_executor() -> None:
     assert settings.executortype == DEFAULT_TYPE
     assert settings.executorname.startswith(DEFAULT_TYPE + "-")
     assert settings.colony_prvkey == ENV["COLONIES_COLONY_PRVKEY"]
-    assert settings.concurrency == 2
-    assert settings.pool_settings().size == 2
+    assert (settings.concurrency, settings.prefetch) == (2, 2)
+    assert settings.pool_settings().size == 2  # prefetch adds loops, not workers
     assert config.port == 50099
 
 
 def test_options_reach_the_settings() -> None:
     args = build_parser().parse_args(["start", "--concurrency", "4", "--name", "e1", "--type", "gpu-faas",
-                                      "--memory", "512", "--cpu", "5", "--uid-base", "none", "--no-seccomp"])
+                                      "--memory", "512", "--cpu", "5", "--uid-base", "none", "--no-seccomp",
+                                      "--prefetch", "0"])
     settings, _ = settings_from(args, ENV)
     pool = settings.pool_settings()
     assert (settings.executorname, settings.executortype, settings.concurrency) == ("e1", "gpu-faas", 4)
+    assert settings.prefetch == 0
     assert (pool.size, pool.memory_mb, pool.cpu_seconds, pool.uid_base, pool.seccomp) == (4, 512, 5, None, False)
 
 
@@ -48,6 +50,7 @@ def test_an_already_registered_executor_key_is_used_without_the_colony_key() -> 
     ({"colonyname": ""}, "colony name is required"),
     ({"colonyname": "dev"}, "either the colony key"),
     ({"colonyname": "dev", "prvkey": "k", "concurrency": 0}, "concurrency must be at least 1"),
+    ({"colonyname": "dev", "prvkey": "k", "prefetch": -1}, "prefetch must be 0 or more"),
     ({"colonyname": "dev", "prvkey": "k", "lease": 0}, "lease must be positive"),
 ])
 def test_bad_settings_say_what_is_wrong(kwargs: dict[str, object], message: str) -> None:
