@@ -22,7 +22,7 @@ class Waiter:
 
     __slots__ = ("event", "executor", "idle", "key", "outcome")
 
-    def __init__(self, key: tuple[str, str], executor: dict[str, Any] | None = None) -> None:
+    def __init__(self, key: tuple[str, str], executor: dict[str, Any]) -> None:
         self.key = key
         self.event = asyncio.Event()
         self.executor = executor
@@ -39,26 +39,27 @@ class Hub:
         self._general: set[tuple[str, int, ProcessCallback]] = set()
 
     # ---- assigners
-    def park(self, colony: str, executortype: str, executor: dict[str, Any] | None = None) -> Waiter:
+    def park(self, colony: str, executortype: str, executor: dict[str, Any]) -> Waiter:
         w = Waiter((colony, executortype), executor)
         self._waiters[w.key].add(w)
         return w
 
     def claim(self, colony: str, executortype: str, names: list[str] | None) -> Waiter | None:
         """An idle waiter with nothing pending (no wake-up on its way, no claim) whose executor
-        may run a process targeted at `names` (None: any); it is claimed until hand_off/release."""
+        may run a process targeted at `names` (None: any); it stays claimed until `settle`."""
         for w in self._waiters.get((colony, executortype), ()):
-            if (w.idle and w.outcome is None and not w.event.is_set() and w.executor is not None
+            if (w.idle and w.outcome is None and not w.event.is_set()
                     and (not names or w.executor["executorname"] in names)):
                 w.outcome = asyncio.get_running_loop().create_future()
                 return w
         return None
 
     @staticmethod
-    def release(w: Waiter) -> None:
-        """The claiming submission rolled back: the waiter tries an assignment of its own."""
+    def settle(w: Waiter, p: dict[str, Any] | None) -> None:
+        """End a claim: `p`, the process committed as assigned to the waiter's executor, or None
+        when the claiming submission rolled back (the waiter then tries an assignment of its own)."""
         if w.outcome is not None and not w.outcome.done():
-            w.outcome.set_result(None)
+            w.outcome.set_result(p)
         w.event.set()
 
     def unpark(self, w: Waiter) -> None:
@@ -119,7 +120,4 @@ class Hub:
             elif ev[0] == "wake_colony":
                 self.wake_colony(ev[1])
             elif ev[0] == "handoff":
-                w = ev[1]
-                if w.outcome is not None and not w.outcome.done():
-                    w.outcome.set_result(ev[2])
-                w.event.set()
+                self.settle(ev[1], ev[2])

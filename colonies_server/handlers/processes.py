@@ -59,7 +59,7 @@ async def submit_process(rt: Runtime, signer: str, msg: dict[str, Any], processi
         w = None
         if hub is not None and not p["waitforparents"]:
             w = hub.claim(colony, cond["executortype"], cond.get("executornames"))
-        if w is None or w.executor is None:
+        if w is None:
             tx.insert_process(p)
             lifecycle.signal(tx, p)
             return p
@@ -77,7 +77,7 @@ async def submit_process(rt: Runtime, signer: str, msg: dict[str, Any], processi
         # commit is under way must neither cancel the write nor leave the waiter claimed.
         failed = f.cancelled() or f.exception() is not None  # (retrieves the exception either way)
         if failed and claimed:
-            rt.hub.release(claimed[0])  # rolled back: nothing was handed over
+            rt.hub.settle(claimed[0], None)  # rolled back: nothing was handed over
     fut = asyncio.ensure_future(stored)
     fut.add_done_callback(settle)
     p: dict[str, Any] = await asyncio.shield(fut)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import orjson
 
@@ -40,6 +41,22 @@ def _proc_row(p: dict[str, Any]) -> tuple[Any, ...]:
             p["initiatorname"], spec["label"], _dumps(p))
 
 
+K = TypeVar("K")
+V = TypeVar("V")
+_CACHE_MAX = 50_000  # entries per cache of SqliteTx; past that it starts empty again
+
+
+def _cached(cache: dict[K, V], key: K, load: Callable[[], V]) -> V:
+    """cache[key], loaded on a miss; a cache past _CACHE_MAX entries is emptied first."""
+    hit = cache.get(key)
+    if hit is None:
+        hit = load()
+        if len(cache) > _CACHE_MAX:
+            cache.clear()
+        cache[key] = hit
+    return hit
+
+
 class SqliteTx:
     """All reads and writes the handlers need, each one statement or a few; no business rules here."""
 
@@ -65,13 +82,8 @@ class SqliteTx:
         """(executor with that id in the colony, user with that id in the colony); copies, cached."""
         if not self.cache_members:
             return self.get_executor_by_id(colony, signer), self.get_user_by_id(colony, signer)
-        hit = self._members.get((colony, signer))
-        if hit is None:
-            hit = (self.get_executor_by_id(colony, signer), self.get_user_by_id(colony, signer))
-            if len(self._members) > 50_000:
-                self._members.clear()
-            self._members[(colony, signer)] = hit
-        ex, user = hit
+        ex, user = _cached(self._members, (colony, signer),
+                           lambda: (self.get_executor_by_id(colony, signer), self.get_user_by_id(colony, signer)))
         return (dict(ex) if ex is not None else None), (dict(user) if user is not None else None)
 
     def executor_in(self, colony: str, executorid: str) -> dict[str, Any] | None:
@@ -201,13 +213,8 @@ class SqliteTx:
                        funcname: str | None = None) -> list[dict[str, Any]]:
         if not self.cache_members or executorname is None or funcname is None:
             return self._find_functions(colony, executorname, funcname)
-        key = (colony, executorname, funcname)
-        hit = self._functions.get(key)
-        if hit is None:
-            hit = self._find_functions(colony, executorname, funcname)
-            if len(self._functions) > 50_000:
-                self._functions.clear()
-            self._functions[key] = hit
+        hit = _cached(self._functions, (colony, executorname, funcname),
+                      lambda: self._find_functions(colony, executorname, funcname))
         return [dict(f) for f in hit]
 
     def _find_functions(self, colony: str, executorname: str | None, funcname: str | None) -> list[dict[str, Any]]:
