@@ -36,6 +36,15 @@ class _Socket:
         self.closed = False
         self.started_any = False
         self.all_done = asyncio.Event()
+        # submitandsubscribemsg keeps no task per process: its subscription ends with the end
+        # frame, at its timeout (a timer) or with the socket (`ends`), and keeps the socket open
+        # until `hold_until` (loop time) like a subscription task would.
+        self.ends: set[Callable[[], None]] = set()
+        self.hold_until = 0.0
+
+    def hold(self, timeout: float) -> None:
+        """Keep the socket open for at least `timeout` more seconds."""
+        self.hold_until = max(self.hold_until, asyncio.get_running_loop().time() + timeout)
 
     def frame(self, data: bytes) -> None:
         if not self.closed:
@@ -133,30 +142,43 @@ ACK_TYPE = "submitandsubscribemsg"
 async def _submit_and_subscribe(sock: _Socket, signer: str, msg: dict[str, Any]) -> None:
     """Extension: submitfuncspecmsg + subscribeprocessmsg (SUCCESS, also ended by FAILED) in one
     frame. Replies with a frame {"requestid", "process"} (the WAITING process) or an error frame
-    whose payload also carries "requestid", then the process's frame once it ends, like a
-    subscription. The subscription is in place before the process is stored, so its end cannot
-    be missed, and it lives for `timeout` seconds like any other."""
+    whose payload also carries "requestid", then the process's frame once it ends. The
+    subscription is in place before the process is stored, so its end cannot be missed; unlike
+    subscribeprocessmsg it ends with that one end frame (or at `timeout` seconds without one),
+    while the socket stays open for `timeout` like for any subscription.
+
+    No task waits for the end: a busy gateway has thousands of calls in flight, and a task
+    sleeping out each one's timeout cost CPU per call and a burst of expiries at every socket's end.
+    """
     rt = sock.rt
     requestid = get_str(msg, "requestid")
-    timeout = min(get_num(msg, "timeout", 0.0), rt.settings.max_subscribe_timeout)
+    timeout = max(0.0, min(get_num(msg, "timeout", 0.0), rt.settings.max_subscribe_timeout))
     pid = new_id()
+    sock.hold(timeout)
 
     def on_process(p: dict[str, Any]) -> None:
         if p["state"] == SUCCESS or p["state"] == FAILED:
             sock.frame(encode_reply(FRAME_TYPE, render(p)))
+            end()
+
+    def end() -> None:
+        cancel()
+        timer.cancel()
+        sock.ends.discard(end)
+
     cancel = rt.hub.subscribe(pid, on_process)
+    timer = asyncio.get_running_loop().call_later(timeout, end)
+    sock.ends.add(end)
     try:
         p = await submit_process(rt, signer, msg, processid=pid)
     except RPCError as e:
-        cancel()
+        end()
         sock.frame(encode_error(e.status, e.message, requestid=requestid))
-        await _hold(timeout, [])  # like a refused subscription: the socket stays for its timeout
-        return
+        return  # like a refused subscription: the socket stays for its timeout (the hold above)
     except BaseException:
-        cancel()
+        end()
         raise
     sock.frame(encode_reply(ACK_TYPE, {"requestid": requestid, "process": render(p)}))
-    await _hold(timeout, [cancel])
 
 
 _HANDLERS = {"subscribeprocessmsg": _subscribe_process, "subscribeprocessesmsg": _subscribe_processes,
@@ -178,6 +200,8 @@ async def serve_pubsub(rt: Runtime, receive: Any, send: Any) -> None:
     finally:
         for t in (reader, any_started, *sock.subs):
             t.cancel()
+        for end in list(sock.ends):
+            end()
         sock.closed = True
         sock.out.put_nowait(None)
         try:
@@ -192,11 +216,16 @@ async def serve_pubsub(rt: Runtime, receive: Any, send: Any) -> None:
 
 
 async def _wait_all_done(sock: _Socket) -> None:
-    """Ends when at least one subscription was made and none is left."""
+    """Ends when at least one subscription was made, none is left and the socket's hold is over."""
+    loop = asyncio.get_running_loop()
     while True:
         await sock.all_done.wait()
         if not sock.subs and sock.started_any:
-            return
+            left = sock.hold_until - loop.time()
+            if left <= 0:
+                return
+            await asyncio.sleep(left)  # then look again: subscriptions may have come meanwhile
+            continue
         sock.all_done.clear()
 
 

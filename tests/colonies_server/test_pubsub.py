@@ -162,3 +162,33 @@ def test_a_refused_submit_on_the_socket_gets_an_error_frame_with_its_requestid(s
         assert error and f["requestid"] == "bad" and f["status"] == 400
     assert s.client.ok({"msgtype": "getprocessesmsg", "colonyname": "dev", "count": 100, "state": 0},
                        DEV_PRVKEY) is None  # neither was stored
+
+
+def _subscribed(s: Served, pid: str) -> int:
+    async def count() -> int:
+        return len(s.runtime.hub._by_process.get(pid, ()))
+    return s.run(count())
+
+
+def test_a_socket_submission_s_subscription_ends_with_its_end_frame_and_the_socket_with_its_timeout(
+        s: Served) -> None:
+    prv, _ = s.client.add_executor()
+    with connect(f"ws://127.0.0.1:{s.handle.port}/pubsub") as ws:
+        ws.send(_submit_frame("done", timeout=2))
+        ws.send(_submit_frame("never", timeout=0.5))  # nobody runs it: its subscription just expires
+        acks = {}
+        for _ in range(2):
+            _, f, _ = _frame(ws.recv(timeout=10))
+            acks[f["requestid"]] = f["process"]["processid"]
+        done, never = acks["done"], acks["never"]
+        assert _subscribed(s, done) == 1 and _subscribed(s, never) == 1
+        assert s.client.assign(prv)["processid"] == done
+        s.client.ok({"msgtype": "closesuccessfulmsg", "processid": done, "out": ["ok"]}, prv)
+        _, f, _ = _frame(ws.recv(timeout=10))
+        assert f["processid"] == done and f["state"] == 2
+        assert _subscribed(s, done) == 0  # ended with its end frame, not held to its timeout
+        with pytest.raises(TimeoutError):
+            ws.recv(timeout=0.8)  # the socket stays open for the longest timeout (2 s)...
+        assert _subscribed(s, never) == 0  # ...while the other one ended at its own (0.5 s)
+        with pytest.raises(ConnectionClosed):
+            ws.recv(timeout=10)  # then a proper close frame
