@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sdk.aio import within
+from sdk.aio import settled
 from sdk.envelope import build_envelope, parse_frame
 from sdk.errors import ColoniesConnectionError, ColoniesError, ColoniesTimeoutError, error_from_status
 from sdk.models import Process, ProcessState
@@ -115,9 +115,7 @@ class ProcessWaiter:
             self._spawn(self._subscribe(processid, sub))
         sub.waiters += 1
         try:
-            return await within(asyncio.shield(sub.future), timeout)
-        except asyncio.TimeoutError:
-            return None
+            return sub.future.result() if await settled(sub.future, timeout) else None
         finally:
             self._release(processid, sub)
 
@@ -150,12 +148,9 @@ class ProcessWaiter:
                 await sock.ws.send(frame)
             except Exception as e:
                 raise ColoniesConnectionError(f"pubsub socket: {type(e).__name__}: {e}") from None
-            try:
-                await within(asyncio.shield(ack), ack_timeout)
-            except asyncio.TimeoutError:
-                if not _succeeded(ack):
-                    raise ColoniesTimeoutError(
-                        f"the server did not acknowledge a submission within {ack_timeout:g} s") from None
+            if not await settled(ack, ack_timeout):
+                raise ColoniesTimeoutError(f"the server did not acknowledge a submission within {ack_timeout:g} s")
+            pid = ack.result()  # or the server's refusal, raised
         except BaseException:
             if _succeeded(ack):  # acknowledged just as we gave up: the waiter it counted is ours to drop
                 sub = self._subs.get(ack.result())
@@ -164,13 +159,10 @@ class ProcessWaiter:
             raise
         finally:
             self._acks.pop(rid, None)
-        pid = ack.result()
         self.socket_submits += 1
         sub = self._subs[pid]  # made by the reader with the acknowledgement, one waiter: us
         try:
-            return pid, await within(asyncio.shield(sub.future), timeout)
-        except asyncio.TimeoutError:
-            return pid, None
+            return pid, sub.future.result() if await settled(sub.future, timeout) else None
         finally:
             self._release(pid, sub)
 
@@ -244,22 +236,19 @@ class ProcessWaiter:
         return await connect(self.url, max_size=None, open_timeout=10, close_timeout=1, compression=None)
 
     async def _read(self, sock: _Socket) -> None:
+        # The server ends the socket at `expires`; a little grace, then it is ours to close (one
+        # timer per socket: a deadline on every recv() cost more than reading the frame).
+        expiry = asyncio.get_running_loop().call_later(
+            max(0.0, sock.expires + 2.0 - time.monotonic()), lambda: self._spawn(sock.ws.close()))
         try:
             while True:
-                # The server ends the socket at `expires`; a little grace, then it is ours to close.
-                left = sock.expires + 2.0 - time.monotonic()
-                if left <= 0:
-                    break
-                try:
-                    text = await within(sock.ws.recv(), left)
-                except asyncio.TimeoutError:
-                    break
-                self._deliver(text)
+                self._deliver(await sock.ws.recv())
         except asyncio.CancelledError:
             raise
-        except Exception as e:  # closed by the server (expiry) or broken
+        except Exception as e:  # closed by the server or by the timer above (expiry), or broken
             log.debug("pubsub socket ended: %s", e)
         finally:
+            expiry.cancel()
             sock.alive = False
             if self._current is sock:
                 self._current = None
