@@ -8,6 +8,9 @@ that answers exactly these two routes directly, with the same shared code as the
 (`routes.invoke_response`, `routes.read_json`), the same auth check and the same error bodies.
 Anything it does not recognise (other methods and paths, a name FastAPI would refuse) goes on to
 FastAPI unchanged, which also still publishes both routes in the OpenAPI document.
+
+`answer` is the whole exchange without any transport; `FastCalls` serves it over ASGI, and
+serving.GatewayHttpProtocol straight from uvicorn's HTTP parser (no ASGI at all).
 """
 
 from __future__ import annotations
@@ -20,11 +23,50 @@ from urllib.parse import parse_qsl
 from .errors import GatewayError, Unauthorized
 from .routes import MAX_NAME, error_response_parts, invoke_response, read_json
 
-__all__ = ["FastCalls"]
+__all__ = ["FastCalls", "answer", "is_call"]
 
 log = logging.getLogger(__name__)
 _PREFIX = "/function/"
 _JSON = (b"content-type", b"application/json")
+
+
+def is_call(method: str, path: str) -> str | None:
+    """The function name when this request is one of the two routes answered here, else None."""
+    if method in ("GET", "POST") and path.startswith(_PREFIX):
+        name = path[len(_PREFIX):]
+        if name and "/" not in name and len(name) <= MAX_NAME:
+            return name
+    return None
+
+
+async def answer(state: Any, method: str, path: str, name: str, query_string: bytes,
+                 headers: dict[bytes, bytes], body: AsyncIterator[bytes] | None
+                 ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """(status, headers, body) of GET/POST /function/{name}. `state` is the app's state,
+    `headers` has lower-case names (the first of a repeated header), `body` the request body's
+    chunks (POST)."""
+    gw = state.gateway
+    try:
+        reason = state.api_keys.check(_text(headers.get(b"authorization")))
+        if reason is not None:
+            raise Unauthorized(reason)
+        query = tuple(parse_qsl(query_string.decode("latin-1"), keep_blank_values=True))
+        payload = None
+        if method == "POST" and body is not None:
+            payload = await read_json(_text(headers.get(b"content-length")) or "", body, gw.settings.max_body)
+        content, extra = await invoke_response(gw, name, query, payload, _text(headers.get(b"x-timeout")),
+                                               _text(headers.get(b"idempotency-key")))
+        status = 200
+    except GatewayError as e:
+        if e.status >= 500:
+            log.info("%s %s -> %d: %s", method, path, e.status, e.message[:200])
+        content, extra, status = error_response_parts(e)
+    except Exception as e:  # as app.py's catch-all: a JSON 500, never a dropped connection
+        log.exception("unhandled error in %s %s", method, path)
+        content, extra, status = error_response_parts(e)
+    raw = [(b"content-length", str(len(content)).encode()), _JSON]
+    raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in extra.items()]
+    return status, raw, content
 
 
 class FastCalls:
@@ -35,45 +77,19 @@ class FastCalls:
         self.served = 0  # requests answered here rather than by FastAPI
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["method"] in ("GET", "POST"):
-            path: str = scope["path"]
-            if path.startswith(_PREFIX):
-                name = path[len(_PREFIX):]
-                if name and "/" not in name and len(name) <= MAX_NAME:
-                    self.served += 1
-                    await self._call(scope, receive, send, name)
-                    return
+        if scope["type"] == "http":
+            name = is_call(scope["method"], scope["path"])
+            if name is not None:
+                self.served += 1
+                headers: dict[bytes, bytes] = {}
+                for k, v in scope["headers"]:
+                    headers.setdefault(k, v)  # the first of a repeated header, as Starlette's headers.get()
+                status, raw, content = await answer(scope["app"].state, scope["method"], scope["path"], name,
+                                                    scope["query_string"], headers, _chunks(receive))
+                await send({"type": "http.response.start", "status": status, "headers": raw})
+                await send({"type": "http.response.body", "body": content})
+                return
         await self.app(scope, receive, send)
-
-    async def _call(self, scope: dict[str, Any], receive: Any, send: Any, name: str) -> None:
-        state = scope["app"].state
-        gw = state.gateway
-        headers: dict[bytes, bytes] = {}
-        for k, v in scope["headers"]:
-            headers.setdefault(k, v)  # the first of a repeated header, as Starlette's headers.get()
-        try:
-            reason = state.api_keys.check(_text(headers.get(b"authorization")))
-            if reason is not None:
-                raise Unauthorized(reason)
-            query = tuple(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
-            body = None
-            if scope["method"] == "POST":
-                body = await read_json(_text(headers.get(b"content-length")) or "", _chunks(receive),
-                                       gw.settings.max_body)
-            content, extra = await invoke_response(gw, name, query, body, _text(headers.get(b"x-timeout")),
-                                                   _text(headers.get(b"idempotency-key")))
-            status = 200
-        except GatewayError as e:
-            if e.status >= 500:
-                log.info("%s %s -> %d: %s", scope["method"], scope["path"], e.status, e.message[:200])
-            content, extra, status = error_response_parts(e)
-        except Exception as e:  # as app.py's catch-all: a JSON 500, never a dropped connection
-            log.exception("unhandled error in %s %s", scope["method"], scope["path"])
-            content, extra, status = error_response_parts(e)
-        raw = [(b"content-length", str(len(content)).encode()), _JSON]
-        raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in extra.items()]
-        await send({"type": "http.response.start", "status": status, "headers": raw})
-        await send({"type": "http.response.body", "body": content})
 
 
 def _text(value: bytes | None) -> str | None:
