@@ -28,7 +28,7 @@ from .errors import (
 )
 from .idempotency import IdempotencyConflict, IdempotencyStore, fingerprint
 from .metrics import Metrics, Outcome
-from .pubsub import ProcessWaiter, TooLargeForSocket
+from .pubsub import Ended, ProcessWaiter, TooLargeForSocket
 from .rpc import LeanRPC
 from .settings import Settings
 from .signature import FunctionInfo, ParameterError, bind, convert_query
@@ -66,7 +66,7 @@ class Result:
     seconds: float
 
 
-def output_value(process: Process) -> Any:
+def output_value(process: Process | Ended) -> Any:
     """The function's return value: the executor closes with output = [result]."""
     out = process.output
     if len(out) == 1:
@@ -74,7 +74,7 @@ def output_value(process: Process) -> Any:
     return out or None
 
 
-def error_text(process: Process) -> str:
+def error_text(process: Process | Ended) -> str:
     return "\n".join(str(e) for e in process.errors) or "the function failed without an error text"
 
 
@@ -254,7 +254,7 @@ class Gateway:
         process = await self.get_process(processid)
         return process if process.state.is_final else None
 
-    async def _run(self, call: Call, timeout: float) -> tuple[str, Process | None]:
+    async def _run(self, call: Call, timeout: float) -> tuple[str, Process | Ended | None]:
         """Submit and wait: (processid, the ended process or None after `timeout`)."""
         if not self._server_known:
             await self._know_server()

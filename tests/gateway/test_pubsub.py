@@ -109,6 +109,12 @@ async def test_submit_and_wait_on_the_socket(server: ServerHandle) -> None:
         assert sorted(pid for pid, _ in results) == sorted(finished)
         assert sorted(p.state for _, p in results if p is not None) == [ProcessState.SUCCESS] * 4 + [
             ProcessState.FAILED]
+        for pid, ended in results:  # what the gateway answers with: output, or errors
+            assert ended is not None and ended.processid == pid
+            if ended.state == ProcessState.SUCCESS:
+                assert ended.output == [pid[:6]] and ended.errors == []
+            else:
+                assert ended.errors == ["Traceback: it failed"]
         assert waiter.sockets_opened == 1 and waiter.pending == 0 and waiter.socket_submits == 5
         # Nobody runs this one: the wait times out with the id known and nothing left behind.
         pid, process = await waiter.submit_and_wait(_wire_spec(), 0.2, 10)
@@ -166,3 +172,39 @@ async def _refused(waiter: ProcessWaiter, error: type[Exception], match: str) ->
         assert waiter.pending == 0 and waiter.socket_submits == 0
     finally:
         await waiter.close()
+
+
+async def test_an_unreadable_end_frame_leaves_the_answer_to_the_deadline_read(caplog: pytest.LogCaptureFixture) -> None:
+    """End frames are read for id and state only; one whose output is not a list gives None
+    (the gateway then asks get_process) and a warning, never an exception out of the wait."""
+    import base64
+    import json
+
+    from websockets.asyncio.server import serve
+
+    def frame(payloadtype: str, body: Any) -> str:
+        return json.dumps({"payloadtype": payloadtype, "payload": base64.b64encode(json.dumps(body).encode()).decode()})
+
+    async def acknowledge_then_end(ws: Any) -> None:
+        n = 0
+        async for text in ws:
+            n += 1
+            msg = json.loads(base64.b64decode(json.loads(text)["payload"]))
+            pid = f"{n:064x}"
+            await ws.send(frame("submitandsubscribemsg", {"requestid": msg["requestid"],
+                                                          "process": {"processid": pid, "state": 0}}))
+            out = "not a list" if n == 1 else [42]
+            await ws.send(frame("subscribeprocessmsg", {"processid": pid, "state": 2, "out": out, "errors": None}))
+
+    async with serve(acknowledge_then_end, "127.0.0.1", 0) as srv:
+        port = srv.sockets[0].getsockname()[1]
+        waiter = ProcessWaiter(f"ws://127.0.0.1:{port}/pubsub", DEV_PRVKEY, DEV_COLONY, EXECUTOR_TYPE)
+        try:
+            pid, ended = await waiter.submit_and_wait(_wire_spec(), 5, 5)
+            assert pid == f"{1:064x}" and ended is None
+            assert "unreadable end of process" in caplog.text
+            pid, ended = await waiter.submit_and_wait(_wire_spec(), 5, 5)
+            assert ended is not None and ended.output == [42] and ended.errors == []
+            assert ended.state == ProcessState.SUCCESS and waiter.pending == 0
+        finally:
+            await waiter.close()
