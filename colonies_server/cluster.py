@@ -22,8 +22,7 @@ import threading
 import uuid
 from typing import Any
 
-import orjson
-
+from . import jsonx
 from .runtime import Lease, Runtime
 
 __all__ = ["Cluster", "start_cluster"]
@@ -116,12 +115,12 @@ class Cluster:
         for ev in events:
             if ev[0] == "process":
                 p = ev[1]
-                doc = orjson.dumps(["process", p])
+                doc = jsonx.dumps(["process", p])
                 if len(doc) > _DOC_LIMIT:
-                    doc = orjson.dumps(["ref", p["processid"], p["state"]])
+                    doc = jsonx.dumps(["ref", p["processid"], p["state"]])
                 items.append(doc)
             elif ev[0] in ("wake", "wake_colony"):
-                items.append(orjson.dumps(list(ev)))
+                items.append(jsonx.dumps(list(ev)))
         out: list[str] = []
         head = self.origin + "\n["
         chunk: list[bytes] = []
@@ -140,7 +139,7 @@ class Cluster:
         """Send one event to the other replicas outside any transaction (leases)."""
         if self._loop is None:
             return
-        payload = self.origin + "\n" + orjson.dumps([event]).decode()
+        payload = self.origin + "\n" + jsonx.dumps([event]).decode()
         task = self._loop.create_task(self.store.notify(payload))
         self._tasks.add(task)
         task.add_done_callback(self._done)
@@ -157,7 +156,7 @@ class Cluster:
         if origin == self.origin:
             return
         hub, leases = self.rt.hub, self.rt.leases
-        for ev in orjson.loads(body):
+        for ev in jsonx.loads(body):
             kind = ev[0]
             if kind == "process":
                 hub.publish([("process", ev[1])])

@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from . import jsonx
 from .errors import RPCError
 
 __all__ = ["Request", "decode_payload", "encode_error", "encode_reply", "parse_request"]
@@ -46,7 +47,7 @@ def decode_payload(payload: str, payloadtype: str) -> dict[str, Any]:
     except (binascii.Error, ValueError):
         raise RPCError(400, f"Failed to parse {payloadtype}, invalid base64 payload") from None
     try:
-        msg = orjson.loads(raw)
+        msg = jsonx.loads(raw)  # exact for integers past 64 bits (orjson alone reads them as floats)
     except orjson.JSONDecodeError:
         raise RPCError(400, f"Failed to parse {payloadtype}, invalid JSON") from None
     if not isinstance(msg, dict):
@@ -64,9 +65,9 @@ def _envelope(payloadtype: str, payload_json: bytes, error: bool) -> bytes:
 
 def encode_reply(payloadtype: str, result: Any) -> bytes:
     """A success envelope whose payload is base64(JSON(result))."""
-    return _envelope(payloadtype, orjson.dumps(result), False)
+    return _envelope(payloadtype, jsonx.dumps(result), False)
 
 
 def encode_error(status: int, message: str, **extra: Any) -> bytes:
     """An error envelope: payloadtype "error", payload {"status", "message"} (+ `extra` fields)."""
-    return _envelope("error", orjson.dumps({"status": status, "message": message, **extra}), True)
+    return _envelope("error", jsonx.dumps({"status": status, "message": message, **extra}), True)

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import Response
+
+from sdk import jsonx
 
 from .callbacks import check_callback_url
 from .errors import BadRequest, GatewayError, NotFound, PayloadTooLarge, Unauthorized
@@ -88,16 +88,13 @@ async def read_json(declared: str, chunks: AsyncIterator[bytes], limit: int) -> 
     if not raw.strip():
         return None
     try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as e:
+        return jsonx.loads(raw)  # exact for integers past 64 bits
+    except ValueError as e:
         raise BadRequest(f"request body is not valid JSON: {e}") from None
 
 
 def _json_bytes(body: Any) -> bytes:
-    try:
-        return orjson.dumps(body)
-    except TypeError:  # e.g. integers beyond 64 bits, which JSON allows
-        return json.dumps(body).encode()
+    return jsonx.dumps(body)  # orjson, or json for integers beyond 64 bits (which JSON allows)
 
 
 async def invoke_response(gw: Gateway, name: str, query: tuple[tuple[str, str], ...], body: Any,

@@ -7,8 +7,7 @@ import binascii
 import json
 from typing import Any
 
-import orjson
-
+from . import jsonx
 from .crypto import sign
 from .errors import ColoniesError, ForbiddenError, ServerError, error_from_status
 
@@ -63,11 +62,9 @@ class Reply:
 
 def _loads(text: str | bytes) -> Any:
     """JSON → Python: orjson (several times faster; every reply passes here), json.loads for what
-    orjson refuses (e.g. NaN, which the Go server never sends but json.loads reads)."""
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return json.loads(text)
+    orjson refuses (e.g. NaN, which the Go server never sends but json.loads reads) or would read
+    wrong (integers beyond 64 bits, which it turns into floats)."""
+    return jsonx.loads(text, allow_nan=True)
 
 
 def _decode(text: str | bytes, status: int) -> Reply:

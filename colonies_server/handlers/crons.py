@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from .. import jsonx
 from ..cron import CronError, next_run, parse
 from ..errors import RPCError
 from ..procs import FAILED, MAX_SECONDS, SUCCESS, new_id
@@ -44,7 +45,7 @@ def _trigger(rt: Runtime, tx: Any, cron: dict[str, Any], now: int) -> dict[str, 
         for p in tx.graph_processes(prev["processgraphid"]):
             if not p["children"]:
                 inputs.extend(p.get("out") or [])
-    colony, specs = parse_workflow_spec(orjson.loads(cron["workflowspec"]), rt.settings.max_string)
+    colony, specs = parse_workflow_spec(jsonx.loads(cron["workflowspec"]), rt.settings.max_string)
     graph = insert_workflow(tx, cron["colonyname"], specs, cron["initiatorid"], cron["initiatorname"], now,
                             inputs or None)
     cron["prevprocessgraphid"] = graph["processgraphid"]
@@ -93,7 +94,7 @@ async def add_cron(rt: Runtime, signer: str, msg: dict[str, Any]) -> Any:
     if cron["random"] and cron["interval"] < 0:
         raise RPCError(400, "Failed to add cron, random needs an interval")
     try:
-        spec = orjson.loads(cron["workflowspec"])
+        spec = jsonx.loads(cron["workflowspec"])
     except orjson.JSONDecodeError:
         raise RPCError(400, "Failed to add cron, workflowspec is not valid JSON") from None
     _, specs = parse_workflow_spec(spec, rt.settings.max_string)

@@ -6,15 +6,14 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import orjson
-
+from .. import jsonx
 from ..timeutil import parse_time
 from .base import TxProtocol
 
 __all__ = ["SqliteTx"]
 
-_dumps = orjson.dumps
-_loads = orjson.loads
+_dumps = jsonx.dumps
+_loads = jsonx.loads
 
 _PROC_COLS = ("processid, colonyname, state, executortype, prioritytime, waitforparents, targets, "
               "assignedexecutorid, processgraphid, waitdeadline, execdeadline, submission, starttime, "

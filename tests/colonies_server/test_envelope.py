@@ -51,3 +51,14 @@ def test_reply_and_error_shapes() -> None:
     # The exact bytes upstream sends for this error (protocol §1.3).
     assert err["payload"] == "eyJzdGF0dXMiOjQwMywibWVzc2FnZSI6IkFjY2VzcyBkZW5pZWQsIG5vdCBzZXJ2ZXIgb3duZXIifQ=="
     assert json.loads(base64.b64decode(json.loads(encode_reply("x", None))["payload"])) is None
+
+
+def test_payload_integers_past_64_bits_are_read_and_written_exactly() -> None:
+    msg = {"msgtype": "closesuccessfulmsg", "out": [2**70, -(2**64), 1795417066108705750, 0.5]}
+    raw = base64.b64encode(json.dumps(msg).encode()).decode()
+    assert decode_payload(raw, "closesuccessfulmsg") == msg  # orjson alone: 1.1805916207174113e+21
+    reply = json.loads(encode_reply("x", msg))
+    assert json.loads(base64.b64decode(reply["payload"])) == msg
+    nan = base64.b64encode(b'{"msgtype": "x", "out": [1180591620717411303424, NaN]}').decode()
+    with pytest.raises(RPCError, match="invalid JSON"):
+        decode_payload(nan, "x")  # still no NaN, also on the exact path

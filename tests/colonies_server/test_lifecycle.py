@@ -150,3 +150,15 @@ async def test_function_statistics_add_up_over_closes_and_are_stored(db_url: str
     assert (stats["minwaittime"], stats["maxwaittime"], stats["avgwaittime"]) == (1.0, 1.0, 1.0)
     # upstream's "average": (old + new) / 2 at each close
     assert (stats["minexectime"], stats["maxexectime"], stats["avgexectime"]) == (1.0, 3.0, 2.0)
+
+
+async def test_values_past_64_bits_are_stored_and_read_back_exactly(store: Store) -> None:
+    """orjson alone reads such integers as floats and refuses to write them; a function's
+    arguments and outputs may hold any JSON integer."""
+    p = _proc(kwargs={"n": 2**70, "m": -(2**64) - 1})
+    p["out"] = [2**80, 18446744073709551615, -(2**63)]
+    await _insert(store, p)
+    got = await store.read(lambda tx: tx.get_process(p["processid"]))
+    assert got["spec"]["kwargs"] == {"n": 2**70, "m": -(2**64) - 1}
+    assert got["out"] == [2**80, 18446744073709551615, -(2**63)]
+    assert all(type(v) is int for v in got["out"])

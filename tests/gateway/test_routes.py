@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 
@@ -37,6 +38,19 @@ async def test_post_body_forms(http: httpx.AsyncClient, executor: RealExecutor) 
     assert r.json()["result"] == {"args": [1, "two", {"three": 3}], "kwargs": {}}
     r = await http.get("/function/echo?a=1&b=x&c=[1,2]")
     assert r.json()["result"] == {"args": [], "kwargs": {"a": 1, "b": "x", "c": [1, 2]}}
+
+
+async def test_integers_beyond_64_bits_arrive_and_come_back_exactly(http: httpx.AsyncClient,
+                                                                    executor: RealExecutor) -> None:
+    """orjson reads such literals as floats: through the gateway, the server, the executor and back
+    every hop must keep them exact (one did not: 2**70 came back as 1.1805916207174113e+21)."""
+    values = [2**70, -(2**64) - 1, 18446744073709551615, 2**63 - 1]
+    r = await http.post("/function/echo", content=json.dumps(values), headers={"Content-Type": "application/json"})
+    assert r.status_code == 200, r.text
+    assert json.loads(r.text)["result"] == {"args": values, "kwargs": {}}
+    assert b"1180591620717411303424" in r.content  # as an integer literal, not 1.18e+21
+    r = await http.get("/function/echo?n=-1208925819614629174706176")  # a query value read as JSON
+    assert json.loads(r.text)["result"] == {"args": [], "kwargs": {"n": -(2**80)}}
 
 
 async def test_bad_parameters_are_400_naming_them(http: httpx.AsyncClient, deployed: Any) -> None:

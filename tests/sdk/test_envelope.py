@@ -58,6 +58,10 @@ def test_reply_values_read_as_json_loads_reads_them() -> None:
     # fast parser refuses them, so they take the fallback) all come out as json.loads gives them.
     values = [2**63 - 1, -(2**63), 0.1, "h\u00e9llo ☃", {"k": [None, True]}]
     assert parse_reply(200, reply(values)) == values
+    # Past 64 bits too: orjson alone turns these into floats, silently.
+    big = [2**64, 2**70, -(2**63) - 1, -(2**90), {"n": 10**30}]
+    assert parse_reply(200, reply(big)) == big
+    assert all(type(v) is int for v in parse_reply(200, reply(big))[:4])
     out = parse_reply(200, reply([float("nan"), float("inf")]))
     assert out[0] != out[0] and out[1] == float("inf")
     assert parse_frame(reply({"state": 2}).decode()).payload == {"state": 2}

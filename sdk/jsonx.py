@@ -1,0 +1,47 @@
+"""JSON with orjson, exact for integers beyond 64 bits (the server keeps its own copy of this,
+colonies_server/jsonx.py: the two packages share no code).
+
+orjson reads an integer literal outside [-2**63, 2**64) as a float, silently, and refuses to write
+one. `loads` spots such a literal first (20 digits in a row, or a minus sign and 19) and reads that
+text with json.loads, which keeps integers exact; `dumps` writes with json where orjson refuses.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+
+__all__ = ["dumps", "loads"]
+
+# Digits → "0", "-" stays, everything else → " ": a big integer literal becomes 20 zeros in a
+# row, or "-" and 19 (any number that fits orjson's range has fewer).
+_DIGITS = bytes(0x30 if 0x30 <= i <= 0x39 else 0x2D if i == 0x2D else 0x20 for i in range(256))
+_POSITIVE, _NEGATIVE = b"0" * 20, b"-" + b"0" * 19
+
+
+def _refuse(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def loads(data: bytes | str, *, allow_nan: bool = False) -> Any:
+    """orjson.loads, exact for big integers. NaN and Infinity, which orjson refuses, are read
+    (as json.loads reads them) only with `allow_nan`. Raises ValueError for anything else."""
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    marks = raw.translate(_DIGITS)
+    if _POSITIVE not in marks and _NEGATIVE not in marks:
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            if not allow_nan:
+                raise
+    return json.loads(data) if allow_nan else json.loads(data, parse_constant=_refuse)
+
+
+def dumps(obj: Any) -> bytes:
+    """orjson.dumps, or json for what orjson refuses (integers beyond 64 bits)."""
+    try:
+        return orjson.dumps(obj)
+    except TypeError:
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
