@@ -32,8 +32,9 @@ def _parse_time(value: Any) -> Any:
         # even with a seconds part); converting those to UTC would fall off the calendar.
         if value.startswith("0001-01-01"):
             return ZERO_TIME
-        value = _FRACTION.sub(r"\1", value)  # Python keeps microseconds only
-        value = _OFFSET_WITH_SECONDS.sub(r"\1", value)
+        if len(value) > 27:  # longer than "2026-01-02T03:04:05.123456Z": nanoseconds or an offset
+            value = _FRACTION.sub(r"\1", value)  # Python keeps microseconds only
+            value = _OFFSET_WITH_SECONDS.sub(r"\1", value)
     return value
 
 

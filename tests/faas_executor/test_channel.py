@@ -40,8 +40,17 @@ def test_non_object_and_nan_are_refused() -> None:
         encode({"x": float("nan")})
 
 
+def test_the_parent_reads_what_json_reads_also_past_orjson() -> None:
+    # FrameBuffer decodes with orjson; a nested call's arguments may hold integers past 64 bits,
+    # which only json.loads reads: they still arrive, exactly, and garbage is still refused.
+    big = {"ev": "call", "args": [2**70, -(2**64)], "kwargs": {"s": "h\u00e9llo ☃"}}
+    assert FrameBuffer().feed(encode(big)) == [big]
+    with pytest.raises(FrameError, match="not JSON"):
+        FrameBuffer().feed(b"\x00\x00\x00\x03{x}")
+
+
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**53, 2**53) | st.text(max_size=20)
+    st.none() | st.booleans() | st.integers(-2**80, 2**80) | st.text(max_size=20)
     | st.floats(allow_nan=False, allow_infinity=False),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
     max_leaves=20)
