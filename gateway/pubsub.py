@@ -165,9 +165,10 @@ class ProcessWaiter:
     async def submit_and_wait(self, spec: dict[str, Any], timeout: float,
                               ack_timeout: float) -> tuple[str, Ended | None]:
         """Submit `spec` (its wire form) on a socket and wait up to `timeout` s for its end:
-        (processid, what the caller needs of the ended process, or None). Raises ColoniesError when the server refuses the
-        submission, and ColoniesConnectionError when the socket broke before the server said
-        whether it took it (as a broken HTTP submit would). TooLargeForSocket: use HTTP."""
+        (processid, what the caller needs of the ended process, or None). Raises ColoniesError
+        when the server refuses the submission, and ColoniesConnectionError when the socket broke
+        before the server said whether it took it (as a broken HTTP submit would).
+        TooLargeForSocket: use HTTP."""
         try:
             sock = await self._socket()
         except Exception as e:  # cannot connect: as an unreachable server over HTTP
@@ -202,7 +203,7 @@ class ProcessWaiter:
                 return pid, None
             try:
                 return pid, Ended.of(sub.future.result())
-            except (KeyError, ValueError, TypeError) as e:  # as an unreadable frame: the deadline's read answers
+            except (KeyError, ValueError, TypeError) as e:  # unreadable: the caller's get_process answers
                 log.warning("unreadable end of process %s: %s", pid[:12], e)
                 return pid, None
         finally:
