@@ -148,3 +148,18 @@ async def test_a_body_over_the_limit_is_refused_at_once_and_the_connection_close
         got, closed = await _exchange(port, b"POST /function/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
                                             b"\r\n50\r\n" + b"x" * 80 + b"\r\n", 1)
         assert got.startswith(b"HTTP/1.1 413") and closed
+
+
+async def test_an_app_that_is_not_the_gateway_still_gets_every_request_over_asgi() -> None:
+    """The parser-level path needs the gateway app's state; under any other app it steps aside."""
+    from fastapi import FastAPI
+
+    other = FastAPI()
+
+    @other.get("/function/{name}")
+    async def route(name: str) -> dict[str, str]:
+        return {"answered by": "asgi", "name": name}
+
+    async with _served(other) as port, httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as c:
+        r = await c.get("/function/convert?celsius=1")
+        assert r.status_code == 200 and r.json() == {"answered by": "asgi", "name": "convert"}
