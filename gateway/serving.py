@@ -71,7 +71,7 @@ class _CallCycle:
     `run_asgi(app)` as a task when the request's turn comes."""
 
     __slots__ = ("body", "complete", "disconnected", "headers", "keep_alive", "limit", "message_event", "method",
-                 "name", "path", "proto", "query", "response_complete", "size", "state")
+                 "name", "path", "proto", "query", "refused", "response_complete", "size", "state")
 
     def __init__(self, proto: GatewayHttpProtocol, state: Any, method: str, path: str, name: str, query: bytes,
                  headers: dict[bytes, bytes], keep_alive: bool, limit: int) -> None:
@@ -82,8 +82,11 @@ class _CallCycle:
         self.name = name
         self.query = query
         self.headers = headers
-        self.keep_alive = keep_alive
         self.limit = limit
+        declared = headers.get(b"content-length", b"")
+        # Refused from its declared length: its body is never read, so the connection ends with it.
+        self.refused = declared.isdigit() and int(declared) > limit
+        self.keep_alive = keep_alive and not self.refused
         self.body: list[bytes] = []
         self.size = 0
         self.complete = False
@@ -113,10 +116,7 @@ class _CallCycle:
         self.proto.call_running = self
         body: AsyncIterator[bytes] | None = None
         if self.method == "POST":
-            declared = self.headers.get(b"content-length", b"")
-            if declared.isdigit() and int(declared) > self.limit:
-                self.keep_alive = False  # refused from its length: the body is never read
-            elif not self.complete and self.size <= self.limit:
+            if not (self.refused or self.complete or self.size > self.limit):
                 await self.message_event.wait()
             body = _chunks(self.body)
         if self.disconnected:
@@ -166,9 +166,11 @@ class GatewayHttpProtocol(HttpToolsProtocol):
     """`uvicorn.run(..., http=GatewayHttpProtocol)`: see the module docstring."""
 
     call_running: _CallCycle | None = None  # the call being answered (pipelining: not the newest)
+    gateway_state: Any = None  # the gateway app's state, None under any other app
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(_TurnBuffered(transport, self.loop))  # type: ignore[arg-type]
+        self.gateway_state = _gateway_state(self.app)  # once per connection, not per request
 
     def on_headers_complete(self) -> None:
         cycle = self._call_cycle()
@@ -191,7 +193,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         method = parser.get_method()
         if method not in (b"GET", b"POST") or parser.should_upgrade() or self.limit_concurrency is not None:
             return None
-        state = _gateway_state(self.app)
+        state = self.gateway_state
         if state is None:
             return None
         try:
@@ -209,12 +211,8 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         for k, v in self.headers:
             headers.setdefault(k, v)  # the first of a repeated header, as Starlette's headers.get()
         keep_alive = parser.get_http_version() != "1.0" and parser.should_keep_alive()
-        limit = state.gateway.settings.max_body
-        declared = headers.get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > limit:
-            keep_alive = False
         return _CallCycle(self, state, method.decode("ascii"), path, name, url.query or b"", headers, keep_alive,
-                          limit)
+                          state.gateway.settings.max_body)
 
     def on_body(self, body: bytes) -> None:
         cycle = self.cycle
