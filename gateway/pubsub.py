@@ -31,7 +31,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sdk.aio import settled
 from sdk.envelope import build_envelope, parse_frame
@@ -41,6 +41,7 @@ from sdk.models import Process, ProcessState
 __all__ = ["MAX_SOCKET_SUBMIT", "Ended", "ProcessWaiter", "TooLargeForSocket"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _FINAL = (ProcessState.SUCCESS, ProcessState.FAILED)
 MAX_SOCKET_SUBMIT = 256 * 1024
@@ -91,6 +92,18 @@ class _Sub:
     future: asyncio.Future[dict[str, Any]]  # the ended process's JSON
     waiters: int = 0
     socket: _Socket | None = None
+
+
+async def _end(pid: str, sub: _Sub, timeout: float, read: Callable[[dict[str, Any]], T]) -> T | None:
+    """`read` of the process's end JSON, or None after `timeout` or when it cannot be read (the
+    caller's get_process then answers, as for a frame that never came)."""
+    if not await settled(sub.future, timeout):
+        return None
+    try:
+        return read(sub.future.result())
+    except (KeyError, ValueError, TypeError) as e:
+        log.warning("unreadable end of process %s: %s", pid[:12], e)
+        return None
 
 
 @dataclass(eq=False)
@@ -145,13 +158,7 @@ class ProcessWaiter:
             self._spawn(self._subscribe(processid, sub))
         sub.waiters += 1
         try:
-            if not await settled(sub.future, timeout):
-                return None
-            try:
-                return Process.model_validate(sub.future.result())
-            except ValueError as e:  # as an unreadable frame: the caller's get_process answers
-                log.warning("unreadable end of process %s: %s", processid[:12], e)
-                return None
+            return await _end(processid, sub, timeout, Process.model_validate)
         finally:
             self._release(processid, sub)
 
@@ -199,13 +206,7 @@ class ProcessWaiter:
         self.socket_submits += 1
         sub = self._subs[pid]  # made by the reader with the acknowledgement, one waiter: us
         try:
-            if not await settled(sub.future, timeout):
-                return pid, None
-            try:
-                return pid, Ended.of(sub.future.result())
-            except (KeyError, ValueError, TypeError) as e:  # unreadable: the caller's get_process answers
-                log.warning("unreadable end of process %s: %s", pid[:12], e)
-                return pid, None
+            return pid, await _end(pid, sub, timeout, Ended.of)
         finally:
             self._release(pid, sub)
 
