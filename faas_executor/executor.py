@@ -229,13 +229,8 @@ class Executor:
             nxt = self._finish(pid, outcome, take_next=take_next, timeout=wait)
             # A line per successful call at a thousand calls a second is noise, and formatting and
             # writing it cost ~5 % of the executor's CPU: successes at DEBUG, anything else at INFO.
-            if outcome.ok:
-                if log.isEnabledFor(logging.DEBUG):
-                    log.debug("process %s %s %s in %.3f s", pid[:12], process.spec.funcname,
-                              outcome.reason.value, time.monotonic() - started)
-            else:
-                log.info("process %s %s %s in %.3f s", pid[:12], process.spec.funcname, outcome.reason.value,
-                         time.monotonic() - started)
+            log.log(logging.DEBUG if outcome.ok else logging.INFO, "process %s %s %s in %.3f s", pid[:12],
+                    process.spec.funcname, outcome.reason.value, time.monotonic() - started)
             if nxt is None:
                 self._count_held(-1)
                 if burst:
