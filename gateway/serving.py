@@ -177,7 +177,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         if cycle is None:
             super().on_headers_complete()
             return
-        if cycle.method == "POST" and self.expect_100_continue and cycle.keep_alive:
+        if cycle.method == "POST" and self.expect_100_continue and not cycle.refused:
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         existing = self.cycle
         self.cycle = cycle  # type: ignore[assignment]

@@ -136,6 +136,24 @@ async def test_pipelined_keep_alive_100_continue_chunked_and_http_1_0_on_the_pro
         assert b"200 OK" in got and b"connection: close" in got.lower() and closed
 
 
+async def test_100_continue_comes_before_the_body_is_sent_also_on_a_closing_connection(
+        make_app: Any, executor: RealExecutor) -> None:
+    body = b'{"celsius": 30}'
+    async with _served(make_app(max_body=2048)) as port:
+        for connection in (b"keep-alive", b"close"):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            try:
+                writer.write(b"POST /function/convert HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                             b"Connection: %s\r\nContent-Length: %d\r\n\r\n" % (connection, len(body)))
+                async with asyncio.timeout(10):  # the client waits for it before sending the body
+                    assert await reader.readuntil(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
+                    writer.write(body)
+                    answer = await reader.read(65536)
+                assert answer.startswith(b"HTTP/1.1 200 OK") and b'"result":86.0' in answer, (connection, answer)
+            finally:
+                writer.close()
+
+
 async def test_a_body_over_the_limit_is_refused_at_once_and_the_connection_closed(
         make_app: Any, executor: RealExecutor) -> None:
     async with _served(make_app(max_body=64)) as port:
