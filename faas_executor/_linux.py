@@ -6,7 +6,7 @@ import ctypes
 import os
 
 __all__ = ["CLONE_NEWIPC", "CLONE_NEWNET", "CLONE_NEWUSER", "CLONE_NEWUTS", "CAP_DAC_READ_SEARCH",
-           "drop_bounding_caps", "last_cap", "set_caps", "set_keepcaps", "unshare"]
+           "drop_bounding_caps", "last_cap", "set_caps", "set_dumpable", "set_keepcaps", "unshare"]
 
 CLONE_NEWUTS = 0x04000000
 CLONE_NEWIPC = 0x08000000
@@ -14,6 +14,7 @@ CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
 CAP_DAC_READ_SEARCH = 2
 
+_PR_SET_DUMPABLE = 4
 _PR_SET_KEEPCAPS = 8
 _PR_CAPBSET_DROP = 24
 _PR_CAP_AMBIENT = 47
@@ -72,3 +73,9 @@ def set_caps(caps: frozenset[int]) -> None:
         data[word].effective |= 1 << bit
         data[word].permitted |= 1 << bit
     _check(_libc.capset(ctypes.byref(header), ctypes.byref(data)), "capset")
+
+
+def set_dumpable(on: bool) -> None:
+    """PR_SET_DUMPABLE. A process that is not dumpable cannot be ptraced by processes of its own
+    uid, and its /proc/<pid>/{environ,mem,…} belong to root. execve resets it."""
+    _check(_libc.prctl(_PR_SET_DUMPABLE, 1 if on else 0, 0, 0, 0), "PR_SET_DUMPABLE")

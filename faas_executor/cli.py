@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--nofile", type=int, default=256, help="open-files cap per worker")
     start.add_argument("--lease", type=float, default=30.0, help="heartbeat lease, seconds")
     start.add_argument("--assign-timeout", type=float, default=5.0, help="long-poll of one assign, seconds")
-    start.add_argument("--state-dir", help="bundle cache and scratch dirs (default: a fresh dir under TMPDIR)")
+    start.add_argument("--state-dir", help="bundle cache, installed requirements and scratch dirs "
+                                           "(default: TMPDIR/colonyfaas-executor, -UID appended when not root)")
     start.add_argument("--uid-base", default="64100",
                        help="first unprivileged uid for workers (one per slot); 'none' keeps the uid")
     start.add_argument("--no-landlock", action="store_true", help="do not apply Landlock")
@@ -83,10 +84,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from sdk.client import Colonies
 
+    from . import _linux
     from .executor import Executor
 
+    # Workers may run as this uid (not root): keep them out of this process's memory and its
+    # /proc/<pid>/environ (the colony key, the S3 secret). Reset by execve, so workers are not.
+    try:
+        _linux.set_dumpable(False)
+    except OSError as e:
+        logging.getLogger(__name__).warning("cannot make the executor undumpable: %s", e)
     client = Colonies.from_config(config)
-    executor = Executor(settings, client)
+    try:
+        executor = Executor(settings, client)
+    except OSError as e:  # the state dir (StateDirError says why), a uid lock, a cgroup
+        print(f"faas executor: cannot start: {e}", file=sys.stderr)
+        return 1
     signal.signal(signal.SIGTERM, lambda *_: executor.request_stop())
     signal.signal(signal.SIGINT, lambda *_: executor.request_stop())
     # Long-running: start-up objects are never garbage; keep the cyclic collector off the call path.

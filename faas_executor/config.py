@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .pool import PoolSettings
 
-__all__ = ["DEFAULT_TYPE", "ExecutorSettings", "default_name"]
+__all__ = ["DEFAULT_TYPE", "ExecutorSettings", "default_name", "default_state_dir"]
 
 DEFAULT_TYPE = "faas-executor"
 
@@ -20,10 +20,13 @@ def default_name(executortype: str = DEFAULT_TYPE) -> str:
     return f"{executortype}-{os.uname().nodename.split('.')[0]}-{uuid.uuid4().hex[:6]}"
 
 
-def _default_state_dir() -> str:
-    # Shared by the executors of a machine: the bundle cache is content-addressed and written
-    # atomically; each executor's scratch dirs get their own subdirectory.
-    return str(Path(tempfile.gettempdir()) / "colonyfaas-executor")
+def default_state_dir() -> str:
+    """Shared by the executors of one uid on a machine: the bundle cache is content-addressed and
+    written atomically; each executor's scratch dirs get their own subdirectory. One per uid, so
+    that a non-root executor does not trip over the directory a root one made in a shared TMPDIR
+    (and the executor checks that the directory is its own: Executor's state-dir check)."""
+    uid = os.geteuid()
+    return str(Path(tempfile.gettempdir()) / ("colonyfaas-executor" if uid == 0 else f"colonyfaas-executor-{uid}"))
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,7 @@ class ExecutorSettings:
     label: str = "/faas"
     register_functions: bool = True
     unregister_on_exit: bool = True
-    state_dir: str = field(default_factory=_default_state_dir)
+    state_dir: str = field(default_factory=default_state_dir)
     pool: PoolSettings | None = None
 
     def __post_init__(self) -> None:

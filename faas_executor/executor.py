@@ -8,6 +8,8 @@ unregisters. `run(burst=True)` returns once nothing is left to assign (for tests
 from __future__ import annotations
 
 import logging
+import os
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -35,12 +37,12 @@ from sdk.fastrpc import FastRPC
 from .bundle import Bundle, BundleError
 from .cache import BundleCache, ChecksumMismatch
 from .call import TUTORIAL_FUNCNAME, CallError, call_from_spec, call_timeout
-from .config import ExecutorSettings
+from .config import ExecutorSettings, default_state_dir
 from .handle import Outcome, Reason
 from .pool import WorkerPool
 from .requirements import RequirementsInstaller
 
-__all__ = ["MAX_NESTING", "Executor", "FunctionNotDeployed", "NestedCallError"]
+__all__ = ["MAX_NESTING", "Executor", "FunctionNotDeployed", "NestedCallError", "StateDirError"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -58,6 +60,10 @@ class NestedCallError(Exception):
     """A function called from another function failed; the message is its error text."""
 
 
+class StateDirError(OSError):
+    """The state directory cannot be used (the message says why and what to do)."""
+
+
 class Executor:
     """One registered executor: `concurrency` assign loops and `prefetch` prefetching loops sharing
     `concurrency` warm workers. Under load the prefetchers keep the next call at hand, so a worker
@@ -73,6 +79,7 @@ class Executor:
         self.rpc = FastRPC.for_client(client)
         self.prvkey = settings.prvkey or new_prvkey()
         self.executorid = id_from_prvkey(self.prvkey)
+        _claim_state_dir(settings.state_dir, shared=settings.state_dir == default_state_dir())
         self.cache = BundleCache(settings.cache_dir)
         _sweep_scratch(settings.state_dir)
         self.requirements = RequirementsInstaller(Path(settings.state_dir) / "requirements")
@@ -119,6 +126,9 @@ class Executor:
         log.info("executor %s (%s, type %s) ready in colony %s, concurrency %d, prefetch %d",
                  s.executorname, self.executorid[:12], s.executortype, s.colonyname, s.concurrency, s.prefetch)
         log.info("%s", self.pool.describe())
+        exposed = self.pool.exposure()
+        if exposed:
+            log.warning("%s", exposed)
 
     def _register_functions(self) -> None:
         s = self.settings
@@ -225,12 +235,13 @@ class Executor:
             # Assigned work always runs to the end, also when a stop arrived meanwhile.
             pid, started = process.processid, time.monotonic()
             outcome = self._run(process)
+            took = time.monotonic() - started  # the call's own time, not the next long-poll's
             take_next = not self.stopping.is_set() and (not prefetcher or self._prefetch_ok(own=1))
             nxt = self._finish(pid, outcome, take_next=take_next, timeout=wait)
             # A line per successful call at a thousand calls a second is noise, and formatting and
             # writing it cost ~5 % of the executor's CPU: successes at DEBUG, anything else at INFO.
             log.log(logging.DEBUG if outcome.ok else logging.INFO, "process %s %s %s in %.3f s", pid[:12],
-                    process.spec.funcname, outcome.reason.value, time.monotonic() - started)
+                    process.spec.funcname, outcome.reason.value, took)
             if nxt is None:
                 self._count_held(-1)
                 if burst:
@@ -415,6 +426,32 @@ class Executor:
 
 def _prefix(name: str, text: str) -> str:
     return "".join(f"[{name}] {line}" for line in text.splitlines(keepends=True))
+
+
+def _claim_state_dir(path: str, shared: bool) -> None:
+    """Create the state directory; when it is the `shared` default under TMPDIR, also check that
+    it is this uid's own, and take write access to it away from everyone else. Anyone may create
+    that path in a shared /tmp before the executor does, and whoever can write in it could plant
+    packages that the workers import (the installed requirements). StateDirError says what is
+    wrong."""
+    uid = os.geteuid()
+    hint = "; --state-dir DIR picks another directory"
+    try:
+        os.makedirs(path, mode=0o755, exist_ok=True)
+        st = os.lstat(path) if shared else os.stat(path)  # an explicit one may be a symlink
+    except OSError as e:
+        raise StateDirError(f"state dir {path}: {e.strerror} (uid {uid}){hint}") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise StateDirError(f"state dir {path} is a symbolic link, not a directory of this uid's own{hint}")
+    if not stat.S_ISDIR(st.st_mode):
+        raise StateDirError(f"state dir {path} is not a directory{hint}")
+    if shared and st.st_uid != uid:
+        raise StateDirError(f"state dir {path} belongs to uid {st.st_uid}, not to this executor's uid {uid}: "
+                            f"remove it if that is expected{hint}")
+    if shared and st.st_mode & 0o022:  # ours, made under a lax umask: close it
+        log.warning("state dir %s could be written by other users (mode %o); removing their write access",
+                    path, stat.S_IMODE(st.st_mode))
+        os.chmod(path, stat.S_IMODE(st.st_mode) & ~0o022)
 
 
 def _sweep_scratch(state_dir: str) -> None:

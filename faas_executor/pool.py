@@ -154,7 +154,7 @@ class WorkerPool:
     def __init__(self, settings: PoolSettings, nested: NestedHook | None = None) -> None:
         self.settings = settings
         self.nested = nested
-        self.caps = sandbox.detect()
+        self.caps = sandbox.detect(settings.python)
         self._slots = Slots(settings.size)
         self._workers: dict[int, WorkerHandle] = {}
         self._cond = threading.Condition()
@@ -184,6 +184,16 @@ class WorkerPool:
     def describe(self) -> str:
         """The one log line naming the active isolation layers."""
         return sandbox.describe(self.caps, self._policy_for(0, None), self.cgroup_root is not None)
+
+    def exposure(self) -> str | None:
+        """A warning when function code would run as this executor's own uid with nothing between
+        them: not root (so no private uid), and neither Landlock nor a user namespace."""
+        policy = self._policy_for(0, None)
+        if self.caps.root or (policy.landlock and self.caps.landlock_abi) or (policy.namespaces and self.caps.userns):
+            return None
+        return ("workers run as this executor's uid with neither Landlock nor a user namespace: function "
+                "code can read the files this uid can (the state dir, the bundle cache) and signal the "
+                "executor; run the executor as root, or where Landlock or user namespaces are allowed")
 
     def _policy_for(self, slot: int, bundle: Bundle | None) -> sandbox.Policy:
         s = self.settings

@@ -87,8 +87,8 @@ class Capabilities:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
-def detect() -> Capabilities:
-    """Probe each layer without applying anything."""
+def detect(python: str = sys.executable) -> Capabilities:
+    """Probe each layer without applying anything (`python`: the workers' interpreter)."""
     notes: list[str] = []
     try:
         import landlockpy
@@ -114,17 +114,37 @@ def detect() -> Capabilities:
     from . import cgroups
 
     return Capabilities(root=os.geteuid() == 0, landlock_abi=abi, seccomp=seccomp,
-                        userns=_userns_possible(), cgroup=cgroups.detect_version(),
+                        userns=_userns_possible(python), cgroup=cgroups.detect_version(),
                         bwrap=shutil.which("bwrap"), notes=tuple(notes))
 
 
-def _userns_possible() -> bool:
+def _userns_possible(python: str) -> bool:
+    """Whether a worker's unshare will work. Not root: tried in a child (~50 ms, once), since a
+    container's seccomp profile, an LSM or kernel.unprivileged_userns_clone can refuse it whatever
+    max_user_namespaces says."""
     if os.geteuid() == 0:
         return True
+    import subprocess
+
+    from . import _linux
+
+    flags = _linux.CLONE_NEWUSER | _linux.CLONE_NEWNET | _linux.CLONE_NEWIPC | _linux.CLONE_NEWUTS
+    code = f"import ctypes, sys; sys.exit(ctypes.CDLL(None).unshare({flags}) != 0)"
     try:
-        return Path("/proc/sys/user/max_user_namespaces").read_text().strip() != "0"
-    except OSError:
+        return subprocess.run([python, "-I", "-S", "-c", code], stdin=subprocess.DEVNULL,
+                              capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError):
         return False
+
+
+def _nproc_per_userns() -> bool:
+    """Since Linux 5.14 RLIMIT_NPROC counts per user namespace: in a worker's own namespace it
+    caps that worker's processes, not every process of the executor's uid on the machine."""
+    try:
+        major, minor = (int(x) for x in os.uname().release.split(".")[:2])
+    except ValueError:
+        return False
+    return (major, minor) >= (5, 14)
 
 
 def readable_by(path: str, uid: int, gid: int) -> bool:
@@ -186,7 +206,12 @@ def describe(caps: Capabilities, policy: Policy, cgroup_active: bool) -> str:
     else:
         parts.append("uid=off (not root)" if not caps.root
                      else "uid=off (disabled: uid 0 with every capability dropped, chmod/chown denied)")
-    nproc = "NPROC" if policy.uid is not None and caps.root else "NPROC(no effect without uid drop)"
+    if policy.uid is not None and caps.root:
+        nproc = "NPROC"
+    elif not caps.root and policy.namespaces and caps.userns and _nproc_per_userns():
+        nproc = "NPROC (per user namespace)"
+    else:
+        nproc = "NPROC(no effect without uid drop)"
     parts.append(f"rlimits=on (AS {policy.memory_mb} MiB+base, CPU {policy.cpu_seconds}s/call, "
                  f"NOFILE {policy.nofile}, FSIZE {policy.fsize_mb} MiB, {nproc})")
     parts.append(f"cgroup={'on (' + str(caps.cgroup) + ' memory+pids)' if cgroup_active else 'off'}")
@@ -196,7 +221,11 @@ def describe(caps: Capabilities, policy: Policy, cgroup_active: bool) -> str:
         parts.append(f"landlock=on (ABI {caps.landlock_abi}: read-only allowlist, write scratch only, "
                      "tcp denied unless allowed)")
     else:
-        parts.append("landlock=off" + ("" if policy.landlock else " (disabled)"))
+        why = ("disabled" if not policy.landlock
+               else "landlockpy not installed: pip install 'colonyfaas[executor]'"
+               if any(n.startswith("landlock:") for n in caps.notes)
+               else "unavailable: kernel without Landlock, or its syscalls blocked")
+        parts.append(f"landlock=off ({why})")
     if policy.seccomp and caps.seccomp is None:
         parts.append(f"seccomp=on ({len(DENIED_SYSCALLS)} syscalls denied, inet sockets denied unless allowed)")
     else:
@@ -254,6 +283,7 @@ def apply(policy: Policy) -> list[str]:
     """
     active: list[str] = []
     root = os.geteuid() == 0
+    own_userns = False
     if policy.namespaces:
         from . import _linux
 
@@ -262,6 +292,7 @@ def apply(policy: Policy) -> list[str]:
             flags |= _linux.CLONE_NEWUSER
         try:
             _linux.unshare(flags)
+            own_userns = not root
             active.append("namespaces")
         except OSError as e:
             active.append(f"namespaces:off({e.strerror})")
@@ -272,12 +303,14 @@ def apply(policy: Policy) -> list[str]:
     _setrlimit(resource.RLIMIT_CPU, policy.cpu_seconds, max(policy.cpu_budget_seconds, policy.cpu_seconds))
     if policy.memory_mb:
         _setrlimit(resource.RLIMIT_AS, _vm_size() + policy.memory_mb * MiB)
-    if policy.uid is not None and root:
+    if (policy.uid is not None and root) or (own_userns and _nproc_per_userns()):
         _setrlimit(resource.RLIMIT_NPROC, policy.nproc)
     active.append("rlimits")
 
     if root:
         active.append(_drop_privileges(policy))
+    elif own_userns:
+        active.append(_drop_namespace_caps())
 
     if policy.landlock:
         active.append(_landlock(policy))
@@ -301,6 +334,19 @@ def _drop_privileges(policy: Policy) -> str:
     _linux.set_caps(keep)
     _linux.set_keepcaps(False)
     return "uid"
+
+
+def _drop_namespace_caps() -> str:
+    """Not root, in a user namespace of its own, the worker holds every capability there (over its
+    own net, ipc and uts namespaces): drop them all, as a uid-dropped worker has none."""
+    from . import _linux
+
+    try:
+        _linux.drop_bounding_caps()
+        _linux.set_caps(frozenset())
+    except OSError as e:
+        return f"caps:off({e.strerror})"
+    return "caps"
 
 
 def _landlock(policy: Policy) -> str:

@@ -122,6 +122,12 @@ def _empty(directory: str) -> None:
             pass
 
 
+MAX_RESULT_BYTES = 8 * 1024 * 1024
+"""The close message carries the result base64-encoded in a signed envelope (~4/3 of it) and the
+server refuses bodies over 16 MiB: a larger result used to be retried as an outage and then lost,
+its process left RUNNING."""
+
+
 def _run_call(fn: Callable[..., Any], name: str, msg: dict[str, Any], policy: sandbox.Policy) -> dict[str, Any]:
     cid = msg["id"]
     scratch = os.path.join(policy.scratch, CALL_DIR)
@@ -136,7 +142,14 @@ def _run_call(fn: Callable[..., Any], name: str, msg: dict[str, Any], policy: sa
         reply.update(ok=False, kind="error", error=_user_traceback(e))
     else:
         try:
-            reply.update(ok=True, json=json.dumps(value, allow_nan=False))
+            text = json.dumps(value, allow_nan=False)
+            if len(text) > MAX_RESULT_BYTES:  # the close message could not carry it: say so, lose nothing
+                reply.update(ok=False, kind="serialize",
+                             error=f"{name}() returned {len(text) / 2**20:.1f} MiB of JSON; a result is limited to "
+                                   f"{MAX_RESULT_BYTES // 2**20} MiB (store large data, e.g. in CFS, and return a "
+                                   "reference to it)")
+            else:
+                reply.update(ok=True, json=text)
         except (TypeError, ValueError, RecursionError) as e:
             reply.update(ok=False, kind="serialize",
                          error=f"{name}() returned a {type(value).__module__}.{type(value).__qualname__}, "

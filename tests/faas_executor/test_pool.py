@@ -149,6 +149,19 @@ def test_non_json_result_fails_naming_the_type(pool: WorkerPool) -> None:
     assert "builtins.set" in out.error and "not JSON-serializable" in out.error
 
 
+def test_a_result_too_large_to_deliver_fails_the_call_saying_so(pool: WorkerPool) -> None:
+    # 20 MiB of JSON cannot ride in a close message (the server refuses bodies over 16 MiB): it was
+    # retried as an outage, then dropped, and the process stayed RUNNING.
+    b = source("big", """
+        def big(mb):
+            return "x" * (mb << 20)
+    """)
+    out = pool.run(b, [20], {}, timeout=60)
+    assert out.reason is Reason.SERIALIZE and "20.0 MiB of JSON" in out.error and "limited to 8 MiB" in out.error
+    small = pool.run(b, [1], {}, timeout=60)
+    assert small.ok and len(small.value) == 1 << 20
+
+
 def test_a_load_error_fails_the_call_with_the_traceback(pool: WorkerPool) -> None:
     out = pool.run(source("broken", "def broken(:\n"), [], {}, timeout=30)
     assert out.reason is Reason.LOAD
