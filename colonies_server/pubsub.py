@@ -17,6 +17,7 @@ from .envelope import decode_payload, encode_error, encode_reply, parse_request
 from .errors import RPCError
 from .handlers.fields import get_int, get_num, get_str
 from .handlers.processes import submit_process
+from .handlers.server import unsupported_message
 from .procs import FAILED, SUCCESS, new_id, render
 from .rpc import signer_of
 from .runtime import Runtime
@@ -141,8 +142,9 @@ ACK_TYPE = "submitandsubscribemsg"
 
 async def _submit_and_subscribe(sock: _Socket, signer: str, msg: dict[str, Any]) -> None:
     """Extension: submitfuncspecmsg + subscribeprocessmsg (SUCCESS, also ended by FAILED) in one
-    frame. Replies with a frame {"requestid", "process"} (the WAITING process) or an error frame
-    whose payload also carries "requestid", then the process's frame once it ends. The
+    frame. Replies with a frame {"requestid", "process"} (the WAITING process; {"requestid",
+    "processid"} when the message asks with "ack": "processid") or an error frame whose payload
+    also carries "requestid", then the process's frame once it ends. The
     subscription is in place before the process is stored, so its end cannot be missed; unlike
     subscribeprocessmsg it ends with that one end frame (or at `timeout` seconds without one),
     while the socket stays open for `timeout` like for any subscription.
@@ -178,7 +180,10 @@ async def _submit_and_subscribe(sock: _Socket, signer: str, msg: dict[str, Any])
     except BaseException:
         end()
         raise
-    sock.frame(encode_reply(ACK_TYPE, {"requestid": requestid, "process": render(p)}))
+    if msg.get("ack") == "processid":  # all a gateway needs: no process to render, encode and parse
+        sock.frame(encode_reply(ACK_TYPE, {"requestid": requestid, "processid": p["processid"]}))
+    else:
+        sock.frame(encode_reply(ACK_TYPE, {"requestid": requestid, "process": render(p)}))
 
 
 _HANDLERS = {"subscribeprocessmsg": _subscribe_process, "subscribeprocessesmsg": _subscribe_processes,
@@ -241,6 +246,9 @@ async def _read_frames(sock: _Socket, receive: Any) -> None:
             req = parse_request(raw)
             fn = _HANDLERS.get(req.payloadtype)
             if fn is None:
+                if req.payloadtype == "subscribechannelmsg":  # left out (channels), and pycolonies'
+                    # subscribe_channel() waits in recv() for a reply: say no, as POST /api does.
+                    sock.frame(encode_error(501, unsupported_message(req.payloadtype) or ""))
                 continue  # upstream silently ignores other types on this socket
             try:
                 signer = signer_of(req.payload, req.signature)

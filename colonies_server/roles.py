@@ -47,7 +47,8 @@ def require_member(tx: Any, colonyname: Any, signer: str, approved: bool = True)
             return "executor", ex
         if user is not None:
             return "user", user
-    raise RPCError(403, f"Access denied, not a member of Colony with name {colonyname}")
+    shown = colonyname if isinstance(colonyname, str) else ""  # Go prints a missing name as empty, not None
+    raise RPCError(403, f"Access denied, not a member of Colony with name {shown}")
 
 
 def require_executor_self(tx: Any, colonyname: Any, executorname: Any, signer: str,

@@ -29,6 +29,12 @@ def build_workflow(colony: str, specs: list[dict[str, Any]], initiatorid: str, i
             if dep not in names:
                 raise RPCError(500, f"Failed to submit workflow, invalid dependencies, are you depending on a "
                                     f"nodename that does not exits? ({dep})")
+    # Not checked upstream, where such a graph is stored and waits forever (ours: 400).
+    if not specs:
+        raise RPCError(400, "Failed to submit workflow, it has no function specs")
+    cycle = _cycle({name: list(spec["conditions"]["dependencies"]) for name, spec in names.items()})
+    if cycle:
+        raise RPCError(400, f"Failed to submit workflow, its dependencies form a cycle: {' -> '.join(cycle)}")
     graphid = new_id()
     procs: dict[str, dict[str, Any]] = {}
     for i, spec in enumerate(specs):
@@ -54,6 +60,28 @@ def build_workflow(colony: str, specs: list[dict[str, Any]], initiatorid: str, i
         "nodes": [], "edges": [],
     }
     return graph, list(procs.values())
+
+
+def _cycle(deps: dict[str, list[str]]) -> list[str]:
+    """A dependency cycle as node names (first = last), or [] when there is none."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for start in deps:
+        if start in state:
+            continue
+        path, todo = [start], [iter(deps[start])]
+        state[start] = 1
+        while todo:
+            nxt = next(todo[-1], None)
+            if nxt is None:
+                state[path.pop()] = 2
+                todo.pop()
+            elif state.get(nxt) == 1:
+                return [*path[path.index(nxt):], nxt]
+            elif nxt not in state:
+                state[nxt] = 1
+                path.append(nxt)
+                todo.append(iter(deps[nxt]))
+    return []
 
 
 def graph_state(states: list[int]) -> int:

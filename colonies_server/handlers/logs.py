@@ -64,7 +64,9 @@ async def get_logs(rt: Runtime, signer: str, msg: dict[str, Any]) -> Any:
             require_member(tx, colony, signer)
             if tx.get_executor(colony, ename) is None:
                 raise RPCError(500, f"Failed to get logs, executor with name {ename} not found")
-            logs = tx.get_logs(executorname=ename, count=max(count, 0), since=max(since, 0), latest=latest)
+            # The asked colony's executor only (upstream reads every colony's executor of that name).
+            logs = tx.get_logs(executorname=ename, colonyname=colony, count=max(count, 0), since=max(since, 0),
+                               latest=latest)
         else:
             p = tx.get_process(pid)
             if p is None:

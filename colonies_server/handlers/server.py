@@ -39,25 +39,33 @@ async def statistics(rt: Runtime, signer: str, msg: dict[str, Any]) -> Any:
     return await rt.store.read(q)
 
 
-def _unsupported(area: str) -> Any:
-    async def handler(rt: Runtime, signer: str, msg: dict[str, Any]) -> Any:
-        raise RPCError(501, f"{msg.get('msgtype')}: {area} are not supported by this server yet")
-    return handler
+UNSUPPORTED: dict[str, str] = {}
+"""msgtype → what is not supported, for the protocol's messages this server leaves out (501)."""
 
 
-for _t in ("channelappendmsg", "channelreadmsg", "subscribechannelmsg"):
-    rpc(_t)(_unsupported("channels"))
-for _t in ("addgeneratormsg", "getgeneratormsg", "getgeneratorsmsg", "removegeneratormsg", "packgeneratormsg",
-           "resolvegeneratormsg"):
-    rpc(_t)(_unsupported("generators"))
-for _t in ("addblueprintdefinitionmsg", "getblueprintdefinitionmsg", "getblueprintdefinitionsmsg",
-           "removeblueprintdefinitionmsg", "addblueprintmsg", "getblueprintmsg", "getblueprintsmsg",
-           "updateblueprintmsg", "removeblueprintmsg", "getblueprinthistorymsg", "reconcileblueprintmsg",
-           "updateblueprintstatusmsg"):
-    rpc(_t)(_unsupported("blueprints"))
-for _t in ("addlocationmsg", "getlocationsmsg", "getlocationmsg", "removelocationmsg"):
-    rpc(_t)(_unsupported("locations"))
-for _t in ("getclustermsg", "changeserveridmsg", "changecolonyidmsg", "changeexecutoridmsg", "changeuseridmsg",
-           "pauseassignmentsmsg", "resumeassignmentsmsg", "getpausestatusmsg", "cancelprocessmsg",
-           "cancelprocessgraphmsg"):
-    rpc(_t)(_unsupported("this operation"))
+def unsupported_message(msgtype: str) -> str | None:
+    """The 501 text for a message of the protocol this server leaves out, else None (/pubsub uses
+    it too, for subscribechannelmsg)."""
+    what = UNSUPPORTED.get(msgtype)
+    return None if what is None else f"{msgtype}: {what} not supported by this server yet"
+
+
+async def _unsupported(rt: Runtime, signer: str, msg: dict[str, Any]) -> Any:
+    raise RPCError(501, unsupported_message(msg.get("msgtype", "")) or "not supported by this server yet")
+
+
+for _what, _types in (
+        ("channels are", ("channelappendmsg", "channelreadmsg", "subscribechannelmsg")),
+        ("generators are", ("addgeneratormsg", "getgeneratormsg", "getgeneratorsmsg", "removegeneratormsg",
+                            "packgeneratormsg", "resolvegeneratormsg")),
+        ("blueprints are", ("addblueprintdefinitionmsg", "getblueprintdefinitionmsg", "getblueprintdefinitionsmsg",
+                            "removeblueprintdefinitionmsg", "addblueprintmsg", "getblueprintmsg", "getblueprintsmsg",
+                            "updateblueprintmsg", "removeblueprintmsg", "getblueprinthistorymsg",
+                            "reconcileblueprintmsg", "updateblueprintstatusmsg")),
+        ("locations are", ("addlocationmsg", "getlocationsmsg", "getlocationmsg", "removelocationmsg")),
+        ("this operation is", ("getclustermsg", "changeserveridmsg", "changecolonyidmsg", "changeexecutoridmsg",
+                               "changeuseridmsg", "pauseassignmentsmsg", "resumeassignmentsmsg", "getpausestatusmsg",
+                               "cancelprocessmsg", "cancelprocessgraphmsg"))):
+    for _t in _types:
+        UNSUPPORTED[_t] = _what
+        rpc(_t)(_unsupported)

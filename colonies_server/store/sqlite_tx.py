@@ -370,13 +370,18 @@ class SqliteTx:
         self.c.execute("INSERT INTO logs (processid, colonyname, executorname, message, timestamp) VALUES (?,?,?,?,?)",
                        (log["processid"], log["colonyname"], log["executorname"], log["message"], log["timestamp"]))
 
-    def get_logs(self, *, processid: str = "", executorname: str = "", count: int, since: int,
-                 latest: bool) -> list[dict[str, Any]]:
-        col, val = ("executorname", executorname) if executorname else ("processid", processid)
+    def get_logs(self, *, processid: str = "", executorname: str = "", colonyname: str = "", count: int,
+                 since: int, latest: bool) -> list[dict[str, Any]]:
+        """By process, or by executor name within `colonyname`."""
+        args: tuple[str, ...]
+        if executorname:
+            where, args = "executorname=? AND colonyname=?", (executorname, colonyname)
+        else:
+            where, args = "processid=?", (processid,)
         order = "DESC" if latest else "ASC"
         rows = self.c.execute(
-            f"SELECT processid, colonyname, executorname, message, timestamp FROM logs WHERE {col}=? AND timestamp>? "
-            f"ORDER BY timestamp {order}, seq {order} LIMIT ?", (val, since, count)).fetchall()
+            f"SELECT processid, colonyname, executorname, message, timestamp FROM logs WHERE {where} AND timestamp>? "
+            f"ORDER BY timestamp {order}, seq {order} LIMIT ?", (*args, since, count)).fetchall()
         if latest:
             rows.reverse()
         return [{"processid": r[0], "colonyname": r[1], "executorname": r[2], "message": r[3], "timestamp": r[4]}

@@ -53,7 +53,9 @@ def test_bad_base64_and_json_payloads_are_400(s: Served) -> None:
 def test_unknown_and_unsupported_types(s: Served) -> None:
     assert s.client.err({"msgtype": "nosuchmsg"}, DEV_PRVKEY) == (403, "invalid rpcMsg.PayloadType: nosuchmsg")
     status, message = s.client.err({"msgtype": "addgeneratormsg", "generator": {}}, DEV_PRVKEY)
-    assert status == 501 and "not supported" in message
+    assert (status, message) == (501, "addgeneratormsg: generators are not supported by this server yet")
+    status, message = s.client.err({"msgtype": "getpausestatusmsg"}, DEV_PRVKEY)
+    assert (status, message) == (501, "getpausestatusmsg: this operation is not supported by this server yet")
 
 
 def test_msgtype_mismatch_is_400(s: Served) -> None:

@@ -406,6 +406,43 @@ def test_logs(world: World) -> None:
         pc.add_log(process.processid, "after close", world.exe_key)
 
 
+def test_executor_logs_stay_in_their_colony(world: World, pc: Colonies) -> None:
+    # Deviation (docs/SERVER.md): upstream answers with the logs of every executor of that name.
+    process = world.submit()
+    pc.assign(world.colony, -1, world.exe_key)
+    pc.add_log(process.processid, "secret of colony A\n", world.exe_key)
+    other = World(pc, fresh("test"), new_prvkey(), world.exe, "", fresh("user"), new_prvkey())
+    pc.add_colony({"colonyid": id_from_prvkey(other.colony_key), "name": other.colony}, SERVER_PRVKEY)
+    other.exe_key = new_prvkey()  # an executor of the same name in another colony
+    pc.add_executor({"executorid": id_from_prvkey(other.exe_key), "executortype": "cli",
+                     "executorname": world.exe, "colonyname": other.colony}, other.colony_key)
+    pc.approve_executor(other.colony, world.exe, other.colony_key)
+    pc.add_user({"colonyname": other.colony, "userid": id_from_prvkey(other.user_key), "name": other.user,
+                 "email": "u@example.com", "phone": ""}, other.colony_key)
+    assert pc.get_executor_log(other.colony, world.exe, 100, -1, other.user_key) is None
+    mine = pc.get_executor_log(world.colony, world.exe, 100, -1, world.user_key)
+    assert [log["message"] for log in mine] == ["secret of colony A\n"]
+
+
+def test_subscribe_channel_is_refused_not_left_waiting(world: World) -> None:
+    """pycolonies' subscribe_channel() waits for a frame; an ignored message left it hanging."""
+    from pycolonies import ColoniesError
+
+    process = world.submit()
+    outcome: list[BaseException] = []
+
+    def subscribe() -> None:
+        try:
+            world.pc.subscribe_channel(process.processid, "chat", world.user_key, timeout=2)
+        except BaseException as e:  # noqa: BLE001 - the outcome is the test's
+            outcome.append(e)
+
+    t = _start(subscribe)
+    t.join(10)
+    assert not t.is_alive(), "subscribe_channel is still waiting"
+    assert isinstance(outcome[0], ColoniesError) and "not supported by this server" in str(outcome[0])
+
+
 def test_attributes(world: World) -> None:
     pc = world.pc
     spec = world.spec()

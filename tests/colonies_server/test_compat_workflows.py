@@ -190,6 +190,19 @@ def test_workflow_with_unknown_dependency_is_refused(world: World) -> None:
     assert pc.list_processes(world.colony, 100, 0, world.user_key) is None
 
 
+def test_cyclic_and_empty_workflows_are_refused(world: World) -> None:
+    # Deviation (docs/SERVER.md): upstream stores them, and they wait forever.
+    pc = world.pc
+    cyclic = two_node(world)
+    cyclic.functionspecs[0].conditions.dependencies = ["node2"]
+    with pytest.raises(ColoniesConnectionError, match="form a cycle: node1 -> node2 -> node1"):
+        pc.submit_workflow(cyclic, world.user_key)
+    with pytest.raises(ColoniesConnectionError, match="no function specs"):
+        pc.submit_workflow(Workflow(colonyname=world.colony, functionspecs=[]), world.user_key)
+    assert pc.list_processes(world.colony, 100, 0, world.user_key) is None
+    assert pc.get_processgraphs(world.colony, 100, world.user_key) is None
+
+
 def test_workflow_child_fails_on_maxwaittime_while_blocked(world: World) -> None:
     """§4.8: a child still blocked by its parent is failed by maxwaittime like any waiting process."""
     pc = world.pc

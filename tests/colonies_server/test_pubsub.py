@@ -119,10 +119,13 @@ def test_pycolonies_wait_returns_on_success_and_failure(s: Served) -> None:
     assert c.wait(p, 10, DEV_PRVKEY).state == 3  # upstream would hang until the timeout here
 
 
-def _submit_frame(requestid: str, prvkey: str = DEV_PRVKEY, timeout: float = 10, **spec: Any) -> str:
+def _submit_frame(requestid: str, prvkey: str = DEV_PRVKEY, timeout: float = 10, ack: str | None = None,
+                  **spec: Any) -> str:
     full = {"funcname": "f", "conditions": {"colonyname": "dev", "executortype": "t"}, **spec}
-    return json.dumps(envelope({"msgtype": "submitandsubscribemsg", "spec": full, "requestid": requestid,
-                                "timeout": timeout}, prvkey))
+    msg = {"msgtype": "submitandsubscribemsg", "spec": full, "requestid": requestid, "timeout": timeout}
+    if ack is not None:
+        msg["ack"] = ack
+    return json.dumps(envelope(msg, prvkey))
 
 
 def test_submit_and_subscribe_acknowledges_then_sends_the_end(s: Served) -> None:
@@ -147,6 +150,19 @@ def test_submit_and_subscribe_acknowledges_then_sends_the_end(s: Served) -> None
         _, f, _ = _frame(ws.recv(timeout=10))
         assert f["processid"] == second["processid"] and f["state"] == 3
         assert {first["processid"], second["processid"]} == {a["processid"] for a in acks.values()}
+
+
+def test_a_submission_may_ask_for_an_acknowledgement_with_the_id_alone(s: Served) -> None:
+    prv, _ = s.client.add_executor()
+    with connect(f"ws://127.0.0.1:{s.handle.port}/pubsub") as ws:
+        ws.send(_submit_frame("r1", ack="processid"))
+        error, f, kind = _frame(ws.recv(timeout=10))
+        assert not error and kind == "submitandsubscribemsg" and set(f) == {"requestid", "processid"}
+        assert s.client.get(f["processid"])["state"] == 0
+        p = s.client.assign(prv)
+        s.client.ok({"msgtype": "closesuccessfulmsg", "processid": p["processid"], "out": [1]}, prv)
+        _, end, kind = _frame(ws.recv(timeout=10))
+        assert kind == "subscribeprocessmsg" and end["processid"] == f["processid"] == p["processid"]
 
 
 def test_a_refused_submit_on_the_socket_gets_an_error_frame_with_its_requestid(s: Served) -> None:

@@ -63,6 +63,8 @@ def test_member_rules(tx: SqliteTx) -> None:
     assert require_member(tx, "a", EXEC_ID, False)[0] == "executor"  # M*
     assert _denied(require_member, tx, "a", COLONY_ID) == text  # the colony owner is not a member
     assert _denied(require_member, tx, "b", USER_ID) == "Access denied, not a member of Colony with name b"
+    # No colony name in the message: an empty name, as upstream prints it, not Python's None.
+    assert _denied(require_member, tx, None, USER_ID) == "Access denied, not a member of Colony with name "
     e = tx.get_executor("a", "e")
     assert e is not None
     e["state"] = APPROVED

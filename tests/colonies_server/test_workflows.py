@@ -41,6 +41,18 @@ def test_build_errors_are_500(specs: list[dict[str, Any]], text: str) -> None:
     assert e.value.status == 500
 
 
+@pytest.mark.parametrize("specs,text", [
+    ([], "no function specs"),
+    ([{"nodename": "a", "deps": ["a"]}], "cycle: a -> a"),
+    ([{"nodename": "a"}, {"nodename": "b", "deps": ["a", "d"]}, {"nodename": "c", "deps": ["b"]},
+      {"nodename": "d", "deps": ["c"]}], "cycle: b -> d -> c -> b"),
+])
+def test_graphs_that_could_never_run_are_400(specs: list[dict[str, Any]], text: str) -> None:
+    with pytest.raises(RPCError, match=text) as e:
+        build_workflow("dev", [_spec(s["nodename"], s.get("deps")) for s in specs], "i", "me", 0)
+    assert e.value.status == 400
+
+
 def test_resolve_releases_children_when_all_parents_succeed() -> None:
     _, procs = build_workflow("dev", [_spec("a"), _spec("b"), _spec("c", ["a", "b"])], "i", "me", 0)
     procs[0]["state"] = SUCCESS
