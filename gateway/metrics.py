@@ -26,6 +26,11 @@ class Outcome:
     ACCEPTED = "accepted"  # async invocation submitted
 
 
+UNKNOWN_FUNCTION = "(unknown)"
+UNNAMED = frozenset({Outcome.NOT_FOUND, Outcome.UNAVAILABLE})
+"""Outcomes whose function name was not found to be deployed: counted under UNKNOWN_FUNCTION."""
+
+
 @dataclass
 class _Histogram:
     buckets: tuple[float, ...]
@@ -56,6 +61,8 @@ class Metrics:
         self.callbacks: dict[str, int] = {}
 
     def record(self, function: str, outcome: str, seconds: float | None = None) -> None:
+        if outcome in UNNAMED:  # any caller-chosen name: one series each would grow without bound
+            function = UNKNOWN_FUNCTION
         key = (function, outcome)
         self.invocations[key] = self.invocations.get(key, 0) + 1
         if seconds is not None:

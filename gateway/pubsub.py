@@ -181,7 +181,9 @@ class ProcessWaiter:
         except Exception as e:  # cannot connect: as an unreachable server over HTTP
             raise ColoniesConnectionError(f"cannot open {self.url}: {type(e).__name__}: {e}") from None
         rid = f"{next(self._requests):x}"
-        frame = build_envelope({"msgtype": "submitandsubscribemsg", "spec": spec, "requestid": rid,
+        # "ack": "processid": an acknowledgement with the id alone (an older server sends the whole
+        # process, also read).
+        frame = build_envelope({"msgtype": "submitandsubscribemsg", "spec": spec, "requestid": rid, "ack": "processid",
                                 "timeout": max(1, math.floor(sock.expires - time.monotonic()))}, self.prvkey)
         if len(frame) > MAX_SOCKET_SUBMIT:
             raise TooLargeForSocket(f"submission of {len(frame)} bytes")
@@ -346,7 +348,7 @@ class ProcessWaiter:
         raw = payload.get("process")
         if not isinstance(raw, dict):
             raw = {}
-        pid = raw.get("processid")
+        pid = payload.get("processid", raw.get("processid"))
         if not isinstance(pid, str) or not pid:
             ack.set_exception(ColoniesError(f"the server acknowledged a submission without a process id: {payload!r}"))
             return

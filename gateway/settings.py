@@ -48,7 +48,7 @@ class Settings:
     executortype: str = "faas-executor"
     label: str = "/faas"
     # Largest request body accepted (bytes); bigger ones get 413 without being buffered.
-    max_body: int = 16 * 1024 * 1024
+    max_body: int = 11 * 1024 * 1024  # signed and base64-encoded (~4/3), the submit must fit the server's 16 MiB
     # Seconds a synchronous call waits for its result before answering 504 (X-Timeout overrides).
     timeout: float = 30.0
     max_timeout: float = 900.0
@@ -117,7 +117,7 @@ class Settings:
             api_keys=frozenset(keys),
             executortype=env.get("FAAS_GATEWAY_EXECUTOR_TYPE", "faas-executor"),
             timeout=_float(env, "FAAS_GATEWAY_TIMEOUT", 30.0),
-            max_body=_int(env, "FAAS_GATEWAY_MAX_BODY", 16 * 1024 * 1024),
+            max_body=_int(env, "FAAS_GATEWAY_MAX_BODY", 11 * 1024 * 1024),
             max_timeout=_float(env, "FAAS_GATEWAY_MAX_TIMEOUT", 900.0),
             default_exec_timeout=_int(env, "FAAS_GATEWAY_EXEC_TIMEOUT", 60),
             cache_ttl=_float(env, "FAAS_GATEWAY_CACHE_TTL", 2.0),

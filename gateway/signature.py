@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from sdk import jsonx
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -199,8 +202,10 @@ def _split_top(text: str, sep: str) -> list[str]:
 
 
 def _json_or_text(raw: str) -> Any:
+    # jsonx: integers past 64 bits exact, and no NaN or Infinity, which JSON does not have (the
+    # call's wire form would carry null, and the function would get None).
     try:
-        return json.loads(raw)
+        return jsonx.loads(raw)
     except ValueError:
         return raw
 
@@ -220,7 +225,11 @@ def convert_value(name: str, raw: str, annotation: str | None) -> Any:
         if base == "int":
             return int(raw)
         if base == "float":
-            return float(raw)
+            number = float(raw)
+            if not math.isfinite(number):
+                raise ParameterError(f"parameter {name!r}: {raw!r} is not a finite number (JSON has no NaN or "
+                                     "Infinity, so a call cannot carry one)")
+            return number
         if base == "bool":
             low = raw.strip().lower()
             if low in _TRUE:
@@ -229,15 +238,17 @@ def convert_value(name: str, raw: str, annotation: str | None) -> Any:
                 return False
             raise ValueError(raw)
         if base in ("list", "List", "tuple", "Tuple", "set", "Set", "Sequence"):
-            value = json.loads(raw)
+            value = jsonx.loads(raw)
             if not isinstance(value, list):
                 raise ValueError(raw)
             return value
         if base in ("dict", "Dict", "Mapping"):
-            value = json.loads(raw)
+            value = jsonx.loads(raw)
             if not isinstance(value, dict):
                 raise ValueError(raw)
             return value
+    except ParameterError:
+        raise
     except ValueError:
         raise ParameterError(f"parameter {name!r}: cannot convert {raw!r} to {annotation}") from None
     # Any, unions, classes we cannot evaluate here: the same rule as without an annotation.

@@ -12,6 +12,7 @@ from .crypto import sign
 from .errors import ColoniesError, ForbiddenError, ServerError, error_from_status
 
 __all__ = [
+    "EXTENSIONS",
     "Reply",
     "UNSIGNED",
     "build_envelope",
@@ -31,10 +32,18 @@ UNSIGNED = frozenset({"versionmsg", "getserverinfomsg"})
 """Messages the server answers without checking a signature (protocol §1.2)."""
 
 
+EXTENSIONS = frozenset({"closeandassignmsg", "submitandsubscribemsg"})
+"""Our server's own messages (docs/SERVER.md), which pycolonies never sends: there are no bytes
+of its to match, so their payload JSON is written by orjson (~20 µs less per function spec)."""
+
+
 def build_envelope(msg: dict[str, Any], prvkey: str | None) -> str:
     """The JSON text of a signed envelope; the signature covers the base64 payload string.
     Without a key (only allowed for UNSIGNED messages) the signature is empty."""
-    payload = encode_payload(msg)
+    if msg["msgtype"] in EXTENSIONS:
+        payload = base64.b64encode(jsonx.dumps(msg)).decode("ascii")
+    else:
+        payload = encode_payload(msg)
     if prvkey is None and msg["msgtype"] not in UNSIGNED:
         raise ValueError(f"{msg['msgtype']} must be signed")
     signature = sign(payload, prvkey) if prvkey is not None else ""

@@ -16,7 +16,15 @@ def test_counters_histogram_and_gauges_render() -> None:
     lines = text.splitlines()
     assert 'faas_gateway_invocations_total{function="convert",outcome="success"} 2' in lines
     assert 'faas_gateway_invocations_total{function="convert",outcome="error"} 1' in lines
-    assert 'faas_gateway_invocations_total{function="other",outcome="not_found"} 1' in lines
+    # Names nobody deployed (or unknowable while the server is away) share one series: a caller
+    # trying random names must not grow /metrics without bound.
+    m.record("x" * 255, Outcome.NOT_FOUND)
+    m.record("convert", Outcome.UNAVAILABLE)
+    text = m.render({"faas-executor": 7, "": 9}, server_up=True)
+    lines = text.splitlines()
+    assert 'faas_gateway_invocations_total{function="(unknown)",outcome="not_found"} 2' in lines
+    assert 'faas_gateway_invocations_total{function="(unknown)",outcome="unavailable"} 1' in lines
+    assert not any("x" * 255 in line or 'function="other"' in line for line in lines)
     assert 'faas_gateway_invocation_duration_seconds_bucket{function="convert",le="0.01"} 1' in lines
     assert 'faas_gateway_invocation_duration_seconds_bucket{function="convert",le="0.1"} 2' in lines
     assert 'faas_gateway_invocation_duration_seconds_bucket{function="convert",le="1.0"} 2' in lines

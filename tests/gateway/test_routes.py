@@ -60,6 +60,8 @@ async def test_bad_parameters_are_400_naming_them(http: httpx.AsyncClient, deplo
     assert r.status_code == 400 and "unknown parameters: fahrenheit, kelvin" in r.json()["error"]
     r = await http.get("/function/convert?celsius=warm")
     assert r.status_code == 400 and "'celsius': cannot convert 'warm' to float" in r.json()["error"]
+    r = await http.get("/function/convert?celsius=nan")  # was None in the function: a 500 from its traceback
+    assert r.status_code == 400 and "'celsius': 'nan' is not a finite number" in r.json()["error"]
     r = await http.post("/function/greet", content=b"{not json", headers={"content-type": "application/json"})
     assert r.status_code == 400 and "not valid JSON" in r.json()["error"]
     r = await http.get("/function/convert?celsius=1", headers={"X-Timeout": "soon"})

@@ -80,6 +80,19 @@ def test_unconvertible_value_names_the_parameter() -> None:
         convert_query(CONVERT, [("celsius", "warm")])
 
 
+@pytest.mark.parametrize("raw", ["nan", "NaN", "inf", "-Infinity", "1e999"])
+def test_a_non_finite_number_is_refused_naming_the_parameter(raw: str) -> None:
+    # JSON has no NaN or Infinity: the call's wire form would carry null, and convert() get None.
+    with pytest.raises(ParameterError, match=rf"parameter 'celsius': '{raw}' is not a finite number"):
+        convert_query(CONVERT, [("celsius", raw)])
+
+
+def test_nan_and_infinity_are_not_json_values_of_unannotated_parameters() -> None:
+    assert convert_query(None, [("x", "NaN"), ("y", "Infinity")]) == {"x": "NaN", "y": "Infinity"}  # text
+    with pytest.raises(ParameterError, match="cannot convert"):
+        convert_query(FunctionInfo("f", (Param("xs", annotation="list[float]"),)), [("xs", "[1, NaN]")])
+
+
 def test_repeated_query_name_becomes_a_list() -> None:
     info = FunctionInfo("f", (Param("xs", annotation="list[int]"),))
     assert convert_query(info, [("xs", "1"), ("xs", "2")]) == {"xs": [1, 2]}

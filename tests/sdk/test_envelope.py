@@ -47,6 +47,18 @@ def test_payload_is_formatted_like_pycolonies() -> None:
     assert base64.b64decode(encode_payload(msg)) == b'{"msgtype": "addlogmsg", "message": "h\\u00e9llo"}'
 
 
+@pytest.mark.parametrize("msgtype", ["submitandsubscribemsg", "closeandassignmsg"])
+def test_our_extension_messages_are_written_compactly_and_signed_the_same_way(msgtype: str) -> None:
+    # pycolonies never sends these: no separators or ASCII escapes to match; integers past 64
+    # bits still exact.
+    msg = {"msgtype": msgtype, "spec": {"kwargs": {"name": "héllo", "n": 2**70}}, "requestid": "1"}
+    env = json.loads(build_envelope(msg, KEY))
+    raw = base64.b64decode(env["payload"])
+    assert json.loads(raw) == msg and '"héllo"'.encode() in raw
+    assert b"1180591620717411303424" in raw and b", " not in raw
+    assert recover_id(env["payload"], env["signature"]) == id_from_prvkey(KEY)
+
+
 def test_success_reply_gives_the_payload() -> None:
     assert parse_reply(200, reply({"colonyid": "c", "name": "dev"})) == {"colonyid": "c", "name": "dev"}
     assert parse_reply(200, reply(None)) is None
