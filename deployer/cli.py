@@ -268,7 +268,8 @@ def _cmd_ps(args: argparse.Namespace) -> int:
         procs = list_processes(target, states, args.count, etype or None)
     rows = [{"processid": p.processid, "function": p.spec.funcname, "state": STATE_NAMES.get(p.state, str(p.state)),
              "submitted": human_time(p.submissiontime), "started": human_time(p.starttime),
-             "ended": human_time(p.endtime)} for p in procs]
+             # A re-queued process keeps its earlier attempt's end time until it ends again.
+             "ended": human_time(p.endtime) if p.state.is_final else "-"} for p in procs]
     if args.json:
         print(to_json(rows))
         return 0
