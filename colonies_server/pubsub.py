@@ -16,7 +16,7 @@ from .crypto import SignatureError
 from .envelope import decode_payload, encode_error, encode_reply, parse_request
 from .errors import RPCError
 from .handlers.fields import get_int, get_num, get_str
-from .handlers.processes import submit_process
+from .handlers.processes import keyed_id, submit_process
 from .handlers.server import unsupported_message
 from .procs import FAILED, SUCCESS, new_id, render
 from .rpc import signer_of
@@ -147,7 +147,8 @@ async def _submit_and_subscribe(sock: _Socket, signer: str, msg: dict[str, Any])
     also carries "requestid", then the process's frame once it ends. The
     subscription is in place before the process is stored, so its end cannot be missed; unlike
     subscribeprocessmsg it ends with that one end frame (or at `timeout` seconds without one),
-    while the socket stays open for `timeout` like for any subscription.
+    while the socket stays open for `timeout` like for any subscription. An "idempotencykey" works
+as for submitfuncspecmsg; a resent one whose process has already ended gets its end frame at once.
 
     No task waits for the end: a busy gateway has thousands of calls in flight, and a task
     sleeping out each one's timeout cost CPU per call and a burst of expiries at every socket's end.
@@ -155,15 +156,17 @@ async def _submit_and_subscribe(sock: _Socket, signer: str, msg: dict[str, Any])
     rt = sock.rt
     requestid = get_str(msg, "requestid")
     timeout = max(0.0, min(get_num(msg, "timeout", 0.0), rt.settings.max_subscribe_timeout))
-    pid = new_id()
+    pid = keyed_id(msg, signer) or new_id()
     sock.hold(timeout)
+    ended: list[bool] = []  # one end frame at most, also for a resent keyed submission
 
     def on_process(p: dict[str, Any]) -> None:
-        if p["state"] == SUCCESS or p["state"] == FAILED:
+        if (p["state"] == SUCCESS or p["state"] == FAILED) and not ended:
             sock.frame(encode_reply(FRAME_TYPE, render(p)))
             end()
 
     def end() -> None:
+        ended.append(True)
         cancel()
         timer.cancel()
         sock.ends.discard(end)
@@ -184,6 +187,8 @@ async def _submit_and_subscribe(sock: _Socket, signer: str, msg: dict[str, Any])
         sock.frame(encode_reply(ACK_TYPE, {"requestid": requestid, "processid": p["processid"]}))
     else:
         sock.frame(encode_reply(ACK_TYPE, {"requestid": requestid, "process": render(p)}))
+    if p["state"] == SUCCESS or p["state"] == FAILED:  # a resent keyed submission whose process has ended
+        on_process(p)
 
 
 _HANDLERS = {"subscribeprocessmsg": _subscribe_process, "subscribeprocessesmsg": _subscribe_processes,

@@ -169,13 +169,14 @@ class ProcessWaiter:
             if sub.socket is not None:
                 sub.socket.pids.discard(processid)
 
-    async def submit_and_wait(self, spec: dict[str, Any], timeout: float,
-                              ack_timeout: float) -> tuple[str, Ended | None]:
+    async def submit_and_wait(self, spec: dict[str, Any], timeout: float, ack_timeout: float,
+                              idempotency_key: str = "") -> tuple[str, Ended | None]:
         """Submit `spec` (its wire form) on a socket and wait up to `timeout` s for its end:
         (processid, what the caller needs of the ended process, or None). Raises ColoniesError
         when the server refuses the submission, and ColoniesConnectionError when the socket broke
         before the server said whether it took it (as a broken HTTP submit would).
-        TooLargeForSocket: use HTTP."""
+        TooLargeForSocket: use HTTP. `idempotency_key`: as for messages.submit, so a caller can
+        resend a submission whose acknowledgement was lost."""
         try:
             sock = await self._socket()
         except Exception as e:  # cannot connect: as an unreachable server over HTTP
@@ -183,8 +184,11 @@ class ProcessWaiter:
         rid = f"{next(self._requests):x}"
         # "ack": "processid": an acknowledgement with the id alone (an older server sends the whole
         # process, also read).
-        frame = build_envelope({"msgtype": "submitandsubscribemsg", "spec": spec, "requestid": rid, "ack": "processid",
-                                "timeout": max(1, math.floor(sock.expires - time.monotonic()))}, self.prvkey)
+        msg = {"msgtype": "submitandsubscribemsg", "spec": spec, "requestid": rid, "ack": "processid",
+               "timeout": max(1, math.floor(sock.expires - time.monotonic()))}
+        if idempotency_key:
+            msg["idempotencykey"] = idempotency_key
+        frame = build_envelope(msg, self.prvkey)
         if len(frame) > MAX_SOCKET_SUBMIT:
             raise TooLargeForSocket(f"submission of {len(frame)} bytes")
         ack: asyncio.Future[str] = asyncio.get_running_loop().create_future()

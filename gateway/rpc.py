@@ -14,10 +14,11 @@ __all__ = ["LeanRPC"]
 
 
 class LeanRPC(AsyncFastRPC):
-    """`AsyncFastRPC` with the gateway's two calls (a submit is never resent: see NOT_RESENT)."""
+    """`AsyncFastRPC` with the gateway's two calls (a submit is resent only with its idempotency
+    key: see NOT_RESENT)."""
 
-    async def submit(self, spec: FuncSpec) -> Process:
-        return await self.send(messages.submit(spec))
+    async def submit(self, spec: FuncSpec, idempotency_key: str | None = None) -> Process:
+        return await self.send(messages.submit(spec, idempotency_key=idempotency_key))
 
     async def get_process(self, processid: str) -> Process:
         return await self.send(messages.get_process(processid))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,7 +14,7 @@ from typing import Any
 
 from sdk import Conditions, FuncSpec, Process, ProcessState, messages
 from sdk.cfs import REVISION_ENV
-from sdk.errors import ColoniesError, NotFoundError
+from sdk.errors import ColoniesConnectionError, ColoniesError, ColoniesTimeoutError, NotFoundError
 
 from .callbacks import CallbackSender
 from .catalog import FunctionCatalog
@@ -33,7 +35,8 @@ from .rpc import LeanRPC
 from .settings import Settings
 from .signature import FunctionInfo, ParameterError, bind, convert_query
 
-__all__ = ["Call", "Gateway", "Result", "error_text", "output_value", "parse_timeout", "process_view", "split_body"]
+__all__ = ["Call", "Gateway", "Result", "error_text", "output_value", "parse_timeout", "process_view", "server_key",
+           "split_body"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,12 @@ STATE_NAMES = {
     ProcessState.FAILED: "failed",
     ProcessState.CANCELLED: "cancelled",
 }
+
+
+def server_key(function: str, idempotency_key: str) -> str:
+    """The server-side idempotency key of an HTTP Idempotency-Key: the same on every gateway
+    replica and across restarts, so a retry reaching another replica finds the first process."""
+    return hashlib.sha256(f"{function}\0{idempotency_key}".encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -190,7 +199,7 @@ class Gateway:
         info, args, kwargs = await self.prepare(call)
         key = call.idempotency_key
         if not key:
-            return await self._submit(info, args, kwargs), False
+            return await self._submit(info, args, kwargs, secrets.token_hex(16)), False
         slot = (info.name, key)
         try:
             existing = self.idempotency.reserve(info.name, key, fingerprint(args, kwargs))
@@ -205,7 +214,7 @@ class Gateway:
         fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._submitting[slot] = fut
         try:
-            pid = await self._submit(info, args, kwargs)
+            pid = await self._submit(info, args, kwargs, server_key(info.name, key))
         except BaseException as e:
             self.idempotency.release(info.name, key)
             # Requests waiting on this key get an error of their own, never our cancellation.
@@ -219,11 +228,28 @@ class Gateway:
         fut.set_result(pid)
         return pid, False
 
-    async def _submit(self, info: FunctionInfo, args: list[Any], kwargs: dict[str, Any]) -> str:
-        try:
-            process = await self.rpc.submit(self.spec(info, args, kwargs))
-        except ColoniesError as e:
-            raise from_colonies(e, f"submitting {info.name}") from None
+    async def _submit(self, info: FunctionInfo, args: list[Any], kwargs: dict[str, Any], key: str) -> str:
+        """Submit with the server-side idempotency key `key`, resent for up to submit_retry seconds
+        while the server cannot be reached or its answer is lost: a resent submission finds the
+        process the first one stored (colonyfaas' server), so an answer lost to a restart
+        neither fails the call nor queues it twice."""
+        spec = self.spec(info, args, kwargs)
+        give_up = time.monotonic() + self.settings.submit_retry
+        delay = 0.05
+        while True:
+            try:
+                process = await self.rpc.submit(spec, key)
+                break
+            except (ColoniesConnectionError, ColoniesTimeoutError) as e:
+                if time.monotonic() + delay > give_up:
+                    raise from_colonies(e, f"submitting {info.name}") from None
+                log.info("submitting %s: %s (resending)", info.name, e)
+            except ColoniesError as e:
+                if e.status != 503 or time.monotonic() + delay > give_up:  # 503: the server's database
+                    raise from_colonies(e, f"submitting {info.name}") from None
+                log.info("submitting %s: %s (resending)", info.name, e)
+            await asyncio.sleep(delay)  # backoff between attempts
+            delay = min(delay * 2, 1.0)
         log.info("submitted %s process %s", info.name, process.processid)
         return str(process.processid)
 
@@ -260,11 +286,17 @@ class Gateway:
             await self._know_server()
         if self.waiter.submit_on_socket and not call.idempotency_key:
             info, args, kwargs = await self.prepare(call)
+            key = secrets.token_hex(16)
             try:
                 pid, process = await self.waiter.submit_and_wait(
-                    messages.submit(self.spec(info, args, kwargs)).msg["spec"], timeout, self.settings.rpc_timeout)
-            except TooLargeForSocket:
-                pid = await self._submit(info, args, kwargs)
+                    messages.submit(self.spec(info, args, kwargs)).msg["spec"], timeout, self.settings.rpc_timeout,
+                    key)
+            except (TooLargeForSocket, ColoniesConnectionError, ColoniesTimeoutError) as e:
+                # Too large, or the socket broke before the server said whether it took the call:
+                # over HTTP with the same key, which finds the process if it was stored.
+                if not isinstance(e, TooLargeForSocket):
+                    log.info("submitting %s on the socket: %s (resending over HTTP)", info.name, e)
+                pid = await self._submit(info, args, kwargs, key)
                 return pid, await self.wait(pid, timeout)
             except ColoniesError as e:
                 raise from_colonies(e, f"submitting {info.name}") from None

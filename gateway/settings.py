@@ -58,6 +58,9 @@ class Settings:
     cache_ttl: float = 2.0
     # Timeout of one RPC to the Colonies server.
     rpc_timeout: float = 10.0
+    # How long a submission is resent (with its idempotency key) while the server cannot be
+    # reached or its answer is lost, before the call answers 503. 0: not resent.
+    submit_retry: float = 5.0
     # Kept-alive HTTP connections to the server. Few on purpose: httpcore checks every pooled
     # connection on each request, and one connection carries ~1,000 RPCs/s.
     rpc_connections: int = 8
@@ -123,6 +126,7 @@ class Settings:
             cache_ttl=_float(env, "FAAS_GATEWAY_CACHE_TTL", 2.0),
             rpc_timeout=_float(env, "FAAS_GATEWAY_RPC_TIMEOUT", 10.0),
             rpc_connections=_int(env, "FAAS_GATEWAY_RPC_CONNECTIONS", 8),
+            submit_retry=_float(env, "FAAS_GATEWAY_SUBMIT_RETRY", 5.0),
             callback_wait=_float(env, "FAAS_GATEWAY_CALLBACK_WAIT", 3600.0),
             callback_attempts=_int(env, "FAAS_GATEWAY_CALLBACK_ATTEMPTS", 6),
         )
@@ -139,6 +143,8 @@ class Settings:
                 raise ConfigError(f"{name} must be a positive number of seconds")
         if self.timeout > self.max_timeout:
             raise ConfigError("timeout must not exceed max_timeout")
+        if not self.submit_retry >= 0:
+            raise ConfigError("submit_retry must be 0 or more seconds")
         if self.max_body < 0:
             raise ConfigError("max_body must be 0 or more bytes")
         if self.callback_attempts < 1:

@@ -36,7 +36,12 @@ IDLE_LIMIT = 4.0
 MAX_BODY = 64 * 1024 * 1024
 NOT_RESENT = frozenset({"submitfuncspecmsg", "submitworkflowspecmsg", "addlogmsg"})
 """Not sent again on a new connection when a reused one was closed under us: the server may
-have acted on them (a submit would queue a second process, a log line would appear twice)."""
+have acted on them (a submit would queue a second process, a log line would appear twice).
+A submission with an idempotency key is resent: the server answers it with the first's process."""
+
+
+def _resendable(call: Call[Any]) -> bool:
+    return call.msgtype not in NOT_RESENT or bool(call.msg.get("idempotencykey"))
 
 
 class _StaleConnection(Exception):
@@ -145,7 +150,7 @@ class FastRPC:
                 status, body = self._exchange(conn, request, reused, timeout)
             except _StaleConnection:
                 conn.close()
-                if attempt == 1 and call.msgtype not in NOT_RESENT:
+                if attempt == 1 and _resendable(call):
                     continue
                 raise ColoniesConnectionError("the server closed the connection before answering") from None
             except TimeoutError:  # socket.timeout is TimeoutError
@@ -288,7 +293,7 @@ class AsyncFastRPC:
                     status, payload = await within(self._exchange(conn, request, reused), timeout)
                 except _StaleConnection:
                     conn.close()
-                    if attempt == 1 and call.msgtype not in NOT_RESENT:
+                    if attempt == 1 and _resendable(call):
                         continue
                     raise ColoniesConnectionError("the server closed the connection before answering") from None
                 except asyncio.TimeoutError:

@@ -192,8 +192,17 @@ def remove_function(functionid: str, *, prvkey: str | None = None) -> Call[None]
 
 # -- processes -----------------------------------------------------------------------------------
 
-def submit(spec: FuncSpec | Mapping[str, Any], *, prvkey: str | None = None) -> Call[Process]:
-    """Queue a function call; the reply is the WAITING process."""
+def submit(spec: FuncSpec | Mapping[str, Any], *, idempotency_key: str | None = None,
+           prvkey: str | None = None) -> Call[Process]:
+    """Queue a function call; the reply is the WAITING process.
+
+    `idempotency_key` (colonyfaas' server; others ignore it): a submission sent again with the same
+    key by the same identity in the same colony answers with the process the first one stored, in
+    whatever state it is now, so a submit whose reply was lost can be resent safely (409 if the key
+    was used for another function call)."""
+    if idempotency_key:
+        return Call(_msg("submitfuncspecmsg", spec=wire(spec), idempotencykey=idempotency_key),
+                    as_model(Process), prvkey)
     return Call(_msg("submitfuncspecmsg", spec=wire(spec)), as_model(Process), prvkey)
 
 

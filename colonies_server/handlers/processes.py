@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -16,7 +17,9 @@ from ..roles import member_name, require_colony_owner, require_member
 from ..runtime import Runtime
 from .fields import get_int, get_list, get_num, get_str
 
-__all__ = ["assigned_process", "submit_process"]
+__all__ = ["assigned_process", "keyed_id", "submit_process"]
+
+MAX_KEY = 512
 
 
 def assigned_process(tx: Any, processid: str, signer: str, what: str) -> dict[str, Any]:
@@ -37,9 +40,35 @@ async def submit(rt: Runtime, signer: str, msg: dict[str, Any]) -> Any:
     return await submit_process(rt, signer, msg)
 
 
+def keyed_id(msg: dict[str, Any], signer: str) -> str:
+    """Extension: the process id a submission's "idempotencykey" stands for, "" without one.
+
+    Derived from the signer, the colony and the key, so a resent submission (its answer lost to a
+    dropped connection or a restarted server) finds the process the first one stored instead of
+    queueing a second, across replicas too; and nobody else's key can name that process.
+    """
+    key = get_str(msg, "idempotencykey", max_len=MAX_KEY)
+    if not key:
+        return ""
+    spec = msg.get("spec")
+    cond = spec.get("conditions") if isinstance(spec, dict) else None
+    colony = cond.get("colonyname") if isinstance(cond, dict) else None  # (a bad spec is refused later)
+    return hashlib.sha256(f"{signer}\0{colony}\0{key}".encode()).hexdigest()
+
+
+def _same_call(stored: dict[str, Any], spec: dict[str, Any], key: str) -> dict[str, Any]:
+    s = stored["spec"]
+    if (s["funcname"], s["args"], s["kwargs"]) != (spec["funcname"], spec["args"], spec["kwargs"]):
+        raise RPCError(409, f"Failed to submit function spec, idempotencykey {key!r} was already used for "
+                            "another function call")
+    return stored
+
+
 async def submit_process(rt: Runtime, signer: str, msg: dict[str, Any], processid: str = "") -> dict[str, Any]:
     """submitfuncspecmsg's work: the stored process as submitted, WAITING (RPCError if refused).
     `processid`, when given, is the new process's id (submitandsubscribemsg subscribes to it first).
+    With an "idempotencykey" (see keyed_id; `processid` must then be keyed_id's) a submission
+    whose process exists answers with that process as it is now, in whatever state.
 
     Hand-off: when an executor that may run it is parked in a long-poll with nothing else on its
     way, the process is stored already assigned to it, in the same transaction, and handed to its
@@ -52,9 +81,16 @@ async def submit_process(rt: Runtime, signer: str, msg: dict[str, Any], processi
     now = rt.now_ns()
     hub = rt.hub if rt.store.inline_ops else None
     claimed: list[Any] = []
+    key = get_str(msg, "idempotencykey", max_len=MAX_KEY)
+    if key and not processid:
+        processid = keyed_id(msg, signer)
 
     def op(tx: Any) -> Any:
         kind, who = require_member(tx, colony, signer)
+        if key:
+            stored = tx.get_process(processid)
+            if stored is not None:
+                return _same_call(stored, spec, key)
         p = new_process(spec, signer, member_name(kind, who), now, processid=processid)
         w = None
         if hub is not None and not p["waitforparents"]:
