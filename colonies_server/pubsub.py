@@ -148,7 +148,7 @@ async def _submit_and_subscribe(sock: _Socket, signer: str, msg: dict[str, Any])
     subscription is in place before the process is stored, so its end cannot be missed; unlike
     subscribeprocessmsg it ends with that one end frame (or at `timeout` seconds without one),
     while the socket stays open for `timeout` like for any subscription. An "idempotencykey" works
-as for submitfuncspecmsg; a resent one whose process has already ended gets its end frame at once.
+    as for submitfuncspecmsg; a resent one whose process has already ended gets its end frame at once.
 
     No task waits for the end: a busy gateway has thousands of calls in flight, and a task
     sleeping out each one's timeout cost CPU per call and a burst of expiries at every socket's end.

@@ -245,6 +245,9 @@ class Gateway:
                     raise from_colonies(e, f"submitting {info.name}") from None
                 log.info("submitting %s: %s (resending)", info.name, e)
             except ColoniesError as e:
+                if e.status == 409:  # the server knows this key for another call (a gateway restarted since)
+                    raise Conflict(f"Idempotency-Key used for {info.name} with different arguments",
+                                   function=info.name) from None
                 if e.status != 503 or time.monotonic() + delay > give_up:  # 503: the server's database
                     raise from_colonies(e, f"submitting {info.name}") from None
                 log.info("submitting %s: %s (resending)", info.name, e)

@@ -156,3 +156,16 @@ async def test_without_resends_a_lost_answer_is_a_503_that_a_keyed_retry_answers
         await proxy.close()
     assert r.status_code == 200 and r.json()["result"]["kwargs"] == body, r.text
     assert runs(deployed, "echo") == 1
+
+
+async def test_a_key_reused_with_other_arguments_is_a_422_also_on_a_gateway_that_never_saw_it(
+        make_app: Any, deployed: Any) -> None:
+    headers = {"Idempotency-Key": "k-args"}
+    for body, status in (({"token": "a"}, 202), ({"token": "b"}, 422)):
+        app = make_app()  # a fresh gateway each time: only the server remembers the key
+        async with app.router.lifespan_context(app), httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://gateway") as http:
+            r = await http.post("/async-function/echo", json=body, headers=headers)
+        assert r.status_code == status, r.text
+    assert "different arguments" in r.json()["error"]
+    assert runs(deployed, "echo") == 1
