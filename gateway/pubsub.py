@@ -34,8 +34,10 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sdk.aio import settled
+from sdk.crypto import id_from_prvkey
 from sdk.envelope import build_envelope, parse_frame
 from sdk.errors import ColoniesConnectionError, ColoniesError, ColoniesTimeoutError, error_from_status
+from sdk.messages import keyed_process_id
 from sdk.models import Process, ProcessState
 
 __all__ = ["MAX_SOCKET_SUBMIT", "Ended", "ProcessWaiter", "TooLargeForSocket"]
@@ -92,6 +94,9 @@ class _Sub:
     future: asyncio.Future[dict[str, Any]]  # the ended process's JSON
     waiters: int = 0
     socket: _Socket | None = None
+    # A batched socket submission ({"spec", "requestid", "idempotencykey"}): sent again, with the
+    # same key, on the next socket when its socket ends before the process does.
+    submission: dict[str, Any] | None = None
 
 
 async def _end(pid: str, sub: _Sub, timeout: float, read: Callable[[dict[str, Any]], T]) -> T | None:
@@ -113,6 +118,7 @@ class _Socket:
     pids: set[str] = field(default_factory=set)
     reader: asyncio.Task[None] | None = None
     alive: bool = True
+    outgoing: list[str] = field(default_factory=list)  # batched submissions for the next frame (pids)
 
 
 class ProcessWaiter:
@@ -140,6 +146,12 @@ class ProcessWaiter:
         self.socket_submits = 0  # submissions the server acknowledged on a socket
         self._acks: dict[str, tuple[asyncio.Future[str], _Socket]] = {}  # requestid → (processid, socket)
         self._requests = itertools.count(1)
+        # The server takes batched submissions without acknowledgements (its "submitbatch"
+        # extension; see _submit_batched). Set by the gateway once the server says so.
+        self.batch_submit = False
+        self.batches_sent = 0  # frames that carried batched submissions
+        self._batched: dict[str, str] = {}  # requestid → processid, for the server's refusals
+        self._signer = ""  # our identity's id (keyed process ids), computed on first use
 
     def one_subscription(self) -> None:
         """The server notifies a SUCCESS subscription of FAILED too (colonyfaas' server does;
@@ -181,6 +193,8 @@ class ProcessWaiter:
             sock = await self._socket()
         except Exception as e:  # cannot connect: as an unreachable server over HTTP
             raise ColoniesConnectionError(f"cannot open {self.url}: {type(e).__name__}: {e}") from None
+        if self.batch_submit and idempotency_key:
+            return await self._submit_batched(sock, spec, timeout, idempotency_key)
         rid = f"{next(self._requests):x}"
         # "ack": "processid": an acknowledgement with the id alone (an older server sends the whole
         # process, also read).
@@ -216,6 +230,86 @@ class ProcessWaiter:
         finally:
             self._release(pid, sub)
 
+    async def _submit_batched(self, sock: _Socket, spec: dict[str, Any], timeout: float,
+                              key: str) -> tuple[str, Ended | None]:
+        """submit_and_wait against a server with the "submitbatch" extension: the submissions of
+        one loop turn go in one frame under one signature (`_flush`), and the server acknowledges
+        none of them. The process id is known up front (`keyed_process_id`): the waiter is in place
+        before the frame is sent, a refusal arrives as an error frame naming the requestid, and a
+        socket that ends before the process does is replaced by submitting again with the same key
+        on the next socket (the server answers with the stored process, or stores it if the first
+        frame never arrived). Under load that is one frame, signature and recovery for several
+        calls, and no acknowledgement to wake this process per call."""
+        if not self._signer:
+            self._signer = id_from_prvkey(self.prvkey)
+        pid = keyed_process_id(self._signer, self.colony, key)
+        sub = self._subs.get(pid)
+        if sub is None:
+            sub = self._subs[pid] = _Sub(asyncio.get_running_loop().create_future())
+        sub.waiters += 1
+        rid = f"{next(self._requests):x}"
+        sub.submission = {"spec": spec, "requestid": rid, "idempotencykey": key}
+        self._batched[rid] = pid
+        try:
+            self._queue(pid, sub, sock)
+            return pid, await _end(pid, sub, timeout, Ended.of)
+        finally:
+            self._batched.pop(rid, None)
+            self._release(pid, sub)
+
+    def _queue(self, pid: str, sub: _Sub, sock: _Socket) -> None:
+        """Put a batched submission into `sock`'s next frame (sent once this loop turn is done)."""
+        sub.socket = sock
+        sock.pids.add(pid)
+        if not sock.outgoing:
+            self._spawn(self._flush(sock))
+        sock.outgoing.append(pid)
+
+    async def _flush(self, sock: _Socket) -> None:
+        """Send the batched submissions queued on `sock` in as few frames as the size limit allows;
+        a call too large for any frame fails with TooLargeForSocket (its caller goes over HTTP)."""
+        pids, sock.outgoing = sock.outgoing, []
+        pending = [(pid, sub) for pid in pids
+                   if (sub := self._subs.get(pid)) is not None and sub.socket is sock and not sub.future.done()]
+        if not pending:
+            return
+        timeout = max(1, math.floor(sock.expires - time.monotonic()))
+        try:
+            for frame, calls in self._frames(pending, timeout):
+                await sock.ws.send(frame)
+                self.batches_sent += 1
+                self.socket_submits += calls
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # the socket broke: whatever did not end goes to the next one
+            log.info("pubsub socket broke while submitting: %s (submitting again)", e)
+            for pid, sub in pending:
+                self._move(pid, sub, sock)
+
+    def _frames(self, pending: list[tuple[str, _Sub]], timeout: int) -> list[tuple[str, int]]:
+        """Signed frames for `pending`, halved until each fits the server's frame limit."""
+        assert all(sub.submission is not None for _, sub in pending)
+        frame = build_envelope({"msgtype": "submitandsubscribemsg", "calls": [sub.submission for _, sub in pending],
+                                "timeout": timeout, "ack": "none", "end": "slim"}, self.prvkey)
+        if len(frame) <= MAX_SOCKET_SUBMIT:
+            return [(frame, len(pending))]
+        if len(pending) == 1:
+            _, sub = pending[0]
+            if not sub.future.done():
+                sub.future.set_exception(TooLargeForSocket(f"submission of {len(frame)} bytes"))
+            return []
+        half = len(pending) // 2
+        return self._frames(pending[:half], timeout) + self._frames(pending[half:], timeout)
+
+    def _move(self, pid: str, sub: _Sub, sock: _Socket) -> None:
+        """`sock` ended before the process did: subscribe again on a live socket (a batched
+        submission is submitted again with its key, which also covers a frame that never arrived)."""
+        if sub.socket is not sock or sub.future.done() or self._subs.get(pid) is not sub:
+            return
+        sub.socket = None
+        sock.pids.discard(pid)
+        self._spawn(self._subscribe(pid, sub))
+
     async def close(self) -> None:
         self._closing = True
         for task in list(self._tasks):
@@ -236,6 +330,9 @@ class ProcessWaiter:
         while not self._closing and self._subs.get(processid) is sub and not sub.future.done():
             try:
                 sock = await self._socket()
+                if sub.submission is not None:
+                    self._queue(processid, sub, sock)
+                    return
                 left = sock.expires - time.monotonic()
                 timeout = max(1, math.floor(left))
                 sock.pids.add(processid)
@@ -314,9 +411,8 @@ class ProcessWaiter:
                 # Subscriptions still waiting move to a live socket.
                 for pid in list(sock.pids):
                     sub = self._subs.get(pid)
-                    if sub is not None and sub.socket is sock and not sub.future.done():
-                        sub.socket = None
-                        self._spawn(self._subscribe(pid, sub))
+                    if sub is not None:
+                        self._move(pid, sub, sock)
 
     def _deliver(self, text: str | bytes) -> None:
         try:
@@ -341,7 +437,15 @@ class ProcessWaiter:
         """The server's answer to submit_and_wait: subscribe the new process here, in the reader,
         before its end frame can be read."""
         payload = reply.payload if isinstance(reply.payload, dict) else {}
-        entry = self._acks.get(str(payload.get("requestid", "")))
+        rid = str(payload.get("requestid", ""))
+        batched = self._subs.get(self._batched.get(rid, ""))
+        if batched is not None:  # a batched submission is acknowledged only when refused
+            if reply.error and not batched.future.done():
+                code = payload.get("status")
+                batched.future.set_exception(
+                    error_from_status(code if isinstance(code, int) else 0, str(payload.get("message"))))
+            return
+        entry = self._acks.get(rid)
         if entry is None or entry[0].done():
             return
         ack, sock = entry

@@ -320,6 +320,8 @@ class Gateway:
         if str(version.get("buildversion", "")).startswith(OUR_SERVER):
             self.waiter.one_subscription()
             self.waiter.submit_on_socket = True
+            extensions = version.get("extensions")
+            self.waiter.batch_submit = isinstance(extensions, list) and "submitbatch" in extensions
 
     async def invoke(self, call: Call, timeout: float) -> Result:
         """Run a call synchronously; raises GatewayError subclasses for every non-200 outcome."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -50,6 +51,7 @@ __all__ = [
     "get_processgraphs",
     "get_users",
     "heartbeat",
+    "keyed_process_id",
     "reject_executor",
     "remove_all_processes",
     "remove_all_processgraphs",
@@ -204,6 +206,13 @@ def submit(spec: FuncSpec | Mapping[str, Any], *, idempotency_key: str | None = 
         return Call(_msg("submitfuncspecmsg", spec=wire(spec), idempotencykey=idempotency_key),
                     as_model(Process), prvkey)
     return Call(_msg("submitfuncspecmsg", spec=wire(spec)), as_model(Process), prvkey)
+
+
+def keyed_process_id(signer: str, colony: str, idempotency_key: str) -> str:
+    """The id colonyfaas' server gives the process of a submission with `idempotency_key` by the
+    identity `signer` (its id, not its key) in `colony` (docs/SERVER.md, "Idempotent submissions"):
+    known before the server answers, so a caller can wait for it without an acknowledgement."""
+    return hashlib.sha256(f"{signer}\0{colony}\0{idempotency_key}".encode()).hexdigest()
 
 
 def assign(colony: str, timeout: float, availablecpu: str = "", availablemem: str = "", *,

@@ -40,20 +40,22 @@ async def submit(rt: Runtime, signer: str, msg: dict[str, Any]) -> Any:
     return await submit_process(rt, signer, msg)
 
 
-def keyed_id(msg: dict[str, Any], signer: str) -> str:
-    """Extension: the process id a submission's "idempotencykey" stands for, "" without one.
+def keyed_id(msg: dict[str, Any], signer: str) -> tuple[str, str]:
+    """Extension: (a submission's "idempotencykey", the process id it stands for); ("", "") without one.
 
     Derived from the signer, the colony and the key, so a resent submission (its answer lost to a
     dropped connection or a restarted server) finds the process the first one stored instead of
-    queueing a second, across replicas too; and nobody else's key can name that process.
+    queueing a second, across replicas too; and nobody else's key can name that process. The
+    derivation is part of the extension (docs/SERVER.md): a client can know its process id before
+    the server answers (the gateway's batched submissions ask for no acknowledgement).
     """
     key = get_str(msg, "idempotencykey", max_len=MAX_KEY)
     if not key:
-        return ""
+        return "", ""
     spec = msg.get("spec")
     cond = spec.get("conditions") if isinstance(spec, dict) else None
     colony = cond.get("colonyname") if isinstance(cond, dict) else None  # (a bad spec is refused later)
-    return hashlib.sha256(f"{signer}\0{colony}\0{key}".encode()).hexdigest()
+    return key, hashlib.sha256(f"{signer}\0{colony}\0{key}".encode()).hexdigest()
 
 
 def _same_call(stored: dict[str, Any], spec: dict[str, Any], key: str) -> dict[str, Any]:
@@ -64,11 +66,13 @@ def _same_call(stored: dict[str, Any], spec: dict[str, Any], key: str) -> dict[s
     return stored
 
 
-async def submit_process(rt: Runtime, signer: str, msg: dict[str, Any], processid: str = "") -> dict[str, Any]:
+async def submit_process(rt: Runtime, signer: str, msg: dict[str, Any], processid: str = "",
+                         key: str | None = None) -> dict[str, Any]:
     """submitfuncspecmsg's work: the stored process as submitted, WAITING (RPCError if refused).
     `processid`, when given, is the new process's id (submitandsubscribemsg subscribes to it first).
-    With an "idempotencykey" (see keyed_id; `processid` must then be keyed_id's) a submission
-    whose process exists answers with that process as it is now, in whatever state.
+    With an "idempotencykey" a submission whose process exists answers with that process as it is
+    now, in whatever state; a caller that read it already with keyed_id passes it as `key`, and
+    keyed_id's id as `processid`.
 
     Hand-off: when an executor that may run it is parked in a long-poll with nothing else on its
     way, the process is stored already assigned to it, in the same transaction, and handed to its
@@ -81,9 +85,9 @@ async def submit_process(rt: Runtime, signer: str, msg: dict[str, Any], processi
     now = rt.now_ns()
     hub = rt.hub if rt.store.inline_ops else None
     claimed: list[Any] = []
-    key = get_str(msg, "idempotencykey", max_len=MAX_KEY)
-    if key and not processid:
-        processid = keyed_id(msg, signer)
+    if key is None:
+        key, keyed = keyed_id(msg, signer)
+        processid = keyed or processid
 
     def op(tx: Any) -> Any:
         kind, who = require_member(tx, colony, signer)

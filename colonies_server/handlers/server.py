@@ -12,10 +12,16 @@ from ..runtime import Runtime
 __all__: list[str] = []
 
 
+EXTENSIONS = ("closeandassign", "idempotencykey", "leases", "submitandsubscribe", "submitbatch")
+"""What this server adds to the protocol (docs/SERVER.md), named in versionmsg's reply so a client
+uses a newer one only where the server has it (an older colonyfaas server names none)."""
+
+
 @rpc("versionmsg", signed=False)
 async def version(rt: Runtime, signer: str, msg: dict[str, Any]) -> Any:
     s = rt.settings
-    return {"buildversion": s.build_version, "buildtime": s.build_time, "msgtype": "versionmsg"}
+    return {"buildversion": s.build_version, "buildtime": s.build_time, "msgtype": "versionmsg",
+            "extensions": list(EXTENSIONS)}
 
 
 @rpc("getserverinfomsg", signed=False)

@@ -208,3 +208,82 @@ def test_a_socket_submission_s_subscription_ends_with_its_end_frame_and_the_sock
         assert _subscribed(s, never) == 0  # ...while the other one ended at its own (0.5 s)
         with pytest.raises(ConnectionClosed):
             ws.recv(timeout=10)  # then a proper close frame
+
+
+def _batch_frame(calls: list[dict[str, Any]], prvkey: str = DEV_PRVKEY, timeout: float = 10, **extra: Any) -> str:
+    full = [{"spec": {"funcname": "f", "conditions": {"colonyname": "dev", "executortype": "t"}, **c.pop("spec", {})},
+             **c} for c in calls]
+    return json.dumps(envelope({"msgtype": "submitandsubscribemsg", "calls": full, "timeout": timeout, **extra},
+                               prvkey))
+
+
+def test_a_batch_submits_every_call_in_order_under_one_signature(s: Served) -> None:
+    """Extension "submitbatch": one frame, one signature, several calls; each gets its own
+    acknowledgement and end frame, and they queue in the order given."""
+    prv, _ = s.client.add_executor()
+    with connect(f"ws://127.0.0.1:{s.handle.port}/pubsub") as ws:
+        ws.send(_batch_frame([{"requestid": f"r{i}", "spec": {"kwargs": {"i": i}}} for i in range(3)],
+                             ack="processid"))
+        acks = {}
+        for _ in range(3):
+            error, f, kind = _frame(ws.recv(timeout=10))
+            assert not error and kind == "submitandsubscribemsg"
+            acks[f["requestid"]] = f["processid"]
+        for i in range(3):  # FIFO: the batch's order is the queue's
+            p = s.client.assign(prv)
+            assert p["processid"] == acks[f"r{i}"] and p["spec"]["kwargs"] == {"i": i}
+            s.client.ok({"msgtype": "closesuccessfulmsg", "processid": p["processid"], "out": [i]}, prv)
+            _, end, kind = _frame(ws.recv(timeout=10))
+            assert kind == "subscribeprocessmsg" and end["processid"] == p["processid"] and end["out"] == [i]
+
+
+def test_without_acknowledgements_the_keyed_id_is_the_process_and_the_slim_end_is_all_that_comes(
+        s: Served) -> None:
+    from sdk.crypto import id_from_prvkey
+    from sdk.messages import keyed_process_id
+
+    prv, _ = s.client.add_executor()
+    with connect(f"ws://127.0.0.1:{s.handle.port}/pubsub") as ws:
+        ws.send(_batch_frame([{"requestid": "a", "idempotencykey": "k-a"}, {"requestid": "b", "idempotencykey": "k-b"}],
+                             ack="none", end="slim"))
+        want = {keyed_process_id(id_from_prvkey(DEV_PRVKEY), "dev", k) for k in ("k-a", "k-b")}
+        for _ in range(2):  # nothing is acknowledged: the first frames are the ends
+            p = s.client.assign(prv, timeout=10)
+            assert p["processid"] in want
+            s.client.ok({"msgtype": "closesuccessfulmsg", "processid": p["processid"], "out": [{"big": 2**70}]}, prv)
+            error, end, kind = _frame(ws.recv(timeout=10))
+            assert not error and kind == "subscribeprocessmsg"
+            assert end == {"processid": p["processid"], "state": 2, "out": [{"big": 2**70}], "errors": []}
+            want.discard(p["processid"])
+        assert not want
+        # Sent again with the same keys (a socket that broke): the stored processes answer, ended.
+        ws.send(_batch_frame([{"requestid": "a2", "idempotencykey": "k-a"}], ack="none", end="slim"))
+        _, end, _ = _frame(ws.recv(timeout=10))
+        assert end["processid"] == keyed_process_id(id_from_prvkey(DEV_PRVKEY), "dev", "k-a") and end["state"] == 2
+    assert s.client.ok({"msgtype": "getprocessesmsg", "colonyname": "dev", "count": 100, "state": 2},
+                       DEV_PRVKEY) is not None
+
+
+def test_a_batch_refuses_calls_one_by_one_and_malformed_batches_as_a_whole(s: Served) -> None:
+    with connect(f"ws://127.0.0.1:{s.handle.port}/pubsub") as ws:
+        ws.send(_batch_frame([{"requestid": "nokey"}, {"requestid": "badspec", "idempotencykey": "k",
+                                                         "spec": {"maxretries": "x"}}], ack="none"))
+        seen = {}
+        for _ in range(2):
+            error, f, kind = _frame(ws.recv(timeout=10))
+            assert error and kind == "error"
+            seen[f["requestid"]] = (f["status"], f["message"])
+        assert seen["nokey"][0] == 400 and "idempotencykey" in seen["nokey"][1]
+        assert seen["badspec"][0] == 400 and "maxretries" in seen["badspec"][1]
+        for calls in ([], "x", [1], [{}] * 1001):
+            msg = {"msgtype": "submitandsubscribemsg", "calls": calls, "timeout": 5}
+            ws.send(json.dumps(envelope(msg, DEV_PRVKEY)))
+            error, f, _ = _frame(ws.recv(timeout=10))
+            assert error and f["status"] == 400 and "calls" in f["message"], calls
+    assert s.client.ok({"msgtype": "getprocessesmsg", "colonyname": "dev", "count": 100, "state": 0},
+                       DEV_PRVKEY) is None  # nothing was stored
+
+
+def test_versionmsg_names_the_extensions(s: Served) -> None:
+    version = s.client.ok({"msgtype": "versionmsg"}, None)
+    assert {"submitbatch", "submitandsubscribe", "closeandassign", "idempotencykey"} <= set(version["extensions"])

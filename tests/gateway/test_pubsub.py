@@ -128,6 +128,51 @@ async def test_submit_and_wait_on_the_socket(server: ServerHandle) -> None:
         await client.aclose()
 
 
+async def test_batched_submissions_share_frames_and_each_caller_gets_its_own_answer(server: ServerHandle) -> None:
+    """The "submitbatch" extension: a loop turn's submissions go in one signed frame, none is
+    acknowledged (the id comes from the key), and refusals and too-large calls reach their own caller."""
+    from gateway.pubsub import TooLargeForSocket
+    from sdk.crypto import id_from_prvkey
+    from sdk.errors import BadRequestError
+    from sdk.messages import keyed_process_id
+
+    client = AsyncColonies(server.host, server.port, prvkey=DEV_PRVKEY)
+    waiter = waiter_for(server)
+    waiter.batch_submit = True
+    try:
+        calls = [asyncio.ensure_future(waiter.submit_and_wait(_wire_spec(), 30, 10, f"key-{i}")) for i in range(5)]
+        finished = [await finish(client, ok=i != 2) for i in range(5)]
+        results = await asyncio.gather(*calls)
+        me = id_from_prvkey(DEV_PRVKEY)
+        assert [pid for pid, _ in results] == [keyed_process_id(me, DEV_COLONY, f"key-{i}") for i in range(5)]
+        assert sorted(pid for pid, _ in results) == sorted(finished)
+        for pid, ended in results:
+            assert ended is not None and ended.processid == pid
+            if ended.state == ProcessState.SUCCESS:
+                assert ended.output == [pid[:6]] and ended.errors == []
+            else:
+                assert ended.errors == ["Traceback: it failed"]
+        assert waiter.socket_submits == 5 and waiter.batches_sent < 5 and waiter.pending == 0
+
+        bad = dict(_wire_spec(), maxretries="x")
+        good_call = asyncio.ensure_future(waiter.submit_and_wait(_wire_spec(), 30, 10, "good"))
+        bad_call = asyncio.ensure_future(waiter.submit_and_wait(bad, 30, 10, "bad"))
+        await finish(client, ok=True)
+        _, ended = await good_call
+        assert ended is not None and ended.state == ProcessState.SUCCESS
+        with pytest.raises(BadRequestError, match="maxretries"):
+            await bad_call
+        huge = dict(_wire_spec(), kwargs={"blob": "x" * 300_000})
+        with pytest.raises(TooLargeForSocket):
+            await waiter.submit_and_wait(huge, 30, 10, "huge")
+        pid, ended = await waiter.submit_and_wait(_wire_spec(), 0.3, 10, "nobody-runs-it")
+        assert ended is None and (await client.get_process(pid)).state == ProcessState.WAITING
+        assert waiter.pending == 0
+    finally:
+        await waiter.close()
+        await client.aclose()
+
+
 async def test_submit_and_wait_without_a_reachable_socket_is_a_connection_error() -> None:
     """Mapped to 503 by the gateway like an unreachable server over HTTP (not a 500)."""
     from sdk.errors import ColoniesConnectionError
