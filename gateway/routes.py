@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
-from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import Response
@@ -13,8 +14,9 @@ from fastapi.responses import Response
 from sdk import jsonx
 
 from .callbacks import check_callback_url
-from .errors import BadRequest, GatewayError, NotFound, PayloadTooLarge, Unauthorized
+from .errors import BadRequest, GatewayError, NotFound, PayloadTooLarge, ServerUnavailable, Unauthorized
 from .idempotency import MAX_KEY_LENGTH
+from .jsondepth import MAX_DEPTH, nests_deeper
 from .metrics import CONTENT_TYPE
 from .service import Call, Gateway, parse_timeout, process_view
 
@@ -34,6 +36,21 @@ _BODY = {"requestBody": {"required": False, "content": {"application/json": {"sc
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(_json_bytes(body), status_code=status, headers=headers, media_type="application/json")
+
+
+_Endpoint = TypeVar("_Endpoint", bound=Callable[..., Any])
+
+
+def _get_and_head(on: APIRouter, path: str, **options: Any) -> Callable[[_Endpoint], _Endpoint]:
+    """Route GET and HEAD of a read route to one endpoint: load balancers and uptime checkers probe
+    with HEAD. The HEAD answer is the GET one; the HTTP server (uvicorn; httpx's ASGI transport in
+    tests) leaves its body out and keeps its headers. Two routes, not methods=["GET", "HEAD"]:
+    FastAPI would give both OpenAPI operations one operationId."""
+    def register(endpoint: _Endpoint) -> _Endpoint:
+        on.get(path, **options)(endpoint)
+        on.head(path, **{**options, "summary": f"{options.get('summary', path)} (headers only)"})(endpoint)
+        return endpoint
+    return register
 
 
 # Dependencies are coroutines: a plain `def` would hop to the thread pool on every request.
@@ -87,6 +104,8 @@ async def read_json(declared: str, chunks: AsyncIterator[bytes], limit: int) -> 
     raw = b"".join(parts)
     if not raw.strip():
         return None
+    if nests_deeper(raw):
+        raise BadRequest(f"request body nests deeper than {MAX_DEPTH} levels of arrays and objects")
     try:
         return jsonx.loads(raw)  # exact for integers past 64 bits
     except ValueError as e:
@@ -189,15 +208,15 @@ def _check_pid(processid: str) -> str:
     return processid
 
 
-@api.get("/processes/{processid}", name="get_process", responses=_PROCESS_RESPONSES, response_class=Response,
-         summary="State and result of an invocation")
+@_get_and_head(api, "/processes/{processid}", name="get_process", responses=_PROCESS_RESPONSES,
+               response_class=Response, summary="State and result of an invocation")
 async def get_process(processid: str, gw: GatewayDep) -> Response:
     process = await gw.get_process(_check_pid(processid))
     return json_response(process_view(process))
 
 
-@api.get("/processes/{processid}/logs", responses=_PROCESS_RESPONSES, response_class=Response,
-         summary="Log lines an invocation wrote")
+@_get_and_head(api, "/processes/{processid}/logs", responses=_PROCESS_RESPONSES, response_class=Response,
+               summary="Log lines an invocation wrote")
 async def get_logs(processid: str, gw: GatewayDep,
                    count: Annotated[int, Query(ge=1, le=500)] = 100,
                    since: Annotated[int, Query(ge=0, description="only lines after this Unix ns time")] = 0,
@@ -206,31 +225,42 @@ async def get_logs(processid: str, gw: GatewayDep,
     return json_response({"processid": processid, "logs": logs})
 
 
-@api.get("/functions", response_class=Response, summary="Deployed functions",
-         responses={503: {"description": "the Colonies server is unreachable", **_ERROR}})
+@_get_and_head(api, "/functions", response_class=Response, summary="Deployed functions",
+               responses={503: {"description": "the Colonies server is unreachable", **_ERROR}})
 async def list_functions(gw: GatewayDep) -> Response:
     return json_response({"functions": await gw.functions()})
 
 
-@api.get("/functions/{name}", response_class=Response, summary="Signature, docstring and versions",
-         responses={404: {"description": "no such function", **_ERROR},
-                    503: {"description": "the Colonies server is unreachable", **_ERROR}})
+@_get_and_head(api, "/functions/{name}", response_class=Response, summary="Signature, docstring and versions",
+               responses={404: {"description": "no such function", **_ERROR},
+                          503: {"description": "the Colonies server is unreachable", **_ERROR}})
 async def describe_function(name: NamePath, gw: GatewayDep) -> Response:
     return json_response(await gw.function(name))
 
 
-@router.get("/healthz", response_class=Response, summary="200 when the Colonies server is reachable",
-            responses={503: {"description": "the Colonies server is unreachable", **_ERROR}})
+@_get_and_head(router, "/healthz", response_class=Response, summary="200 when the Colonies server is reachable",
+               responses={503: {"description": "the Colonies server is unreachable or did not answer in time",
+                                **_ERROR}})
 async def healthz(gw: GatewayDep) -> Response:
     try:
-        version = await gw.server_version()
+        version = await _server_version(gw)
     except GatewayError as e:
         return json_response({"status": "unavailable", "error": e.message}, 503)
     return json_response({"status": "ok", "server": version})
 
 
-@router.get("/metrics", response_class=Response, summary="Prometheus metrics",
-            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
+async def _server_version(gw: Gateway) -> str:
+    """The server's version, or 503 after settings.health_timeout: a server that accepts
+    connections but never answers would otherwise hold the probe for the whole RPC timeout."""
+    limit = gw.settings.health_timeout
+    try:
+        return await asyncio.wait_for(gw.server_version(), limit)
+    except asyncio.TimeoutError:  # the builtin TimeoutError only from 3.11
+        raise ServerUnavailable(f"health check: colonies server did not answer in time ({limit:g} s)") from None
+
+
+@_get_and_head(router, "/metrics", response_class=Response, summary="Prometheus metrics",
+               responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
 async def metrics(gw: GatewayDep) -> Response:
     waiting, up = await gw.waiting()
     text = gw.metrics.render(waiting, server_up=up)
@@ -238,3 +268,12 @@ async def metrics(gw: GatewayDep) -> Response:
 
 
 router.include_router(api)
+
+
+# Declared after the routes above: on another method (PUT …) Starlette's 405 names the methods of
+# the first route matching the path, which must stay GET /function/{name}'s.
+@router.head("/function/{name}", include_in_schema=False, response_class=Response)
+async def call_head() -> Response:
+    """A HEAD never runs a function (clients take HEAD to be safe: monitors and link checkers send
+    it): 405, naming the methods that do, with an empty body."""
+    return Response(status_code=405, headers={"Allow": "GET, POST"})

@@ -58,6 +58,9 @@ class Settings:
     cache_ttl: float = 2.0
     # Timeout of one RPC to the Colonies server.
     rpc_timeout: float = 10.0
+    # How long GET /healthz waits for the server's answer before it is a 503: a probe must learn of
+    # a server that accepts connections but never answers long before rpc_timeout.
+    health_timeout: float = 2.0
     # How long a submission is resent (with its idempotency key) while the server cannot be
     # reached or its answer is lost, before the call answers 503. 0: not resent.
     submit_retry: float = 5.0
@@ -125,6 +128,7 @@ class Settings:
             default_exec_timeout=_int(env, "FAAS_GATEWAY_EXEC_TIMEOUT", 60),
             cache_ttl=_float(env, "FAAS_GATEWAY_CACHE_TTL", 2.0),
             rpc_timeout=_float(env, "FAAS_GATEWAY_RPC_TIMEOUT", 10.0),
+            health_timeout=_float(env, "FAAS_GATEWAY_HEALTH_TIMEOUT", 2.0),
             rpc_connections=_int(env, "FAAS_GATEWAY_RPC_CONNECTIONS", 8),
             submit_retry=_float(env, "FAAS_GATEWAY_SUBMIT_RETRY", 5.0),
             callback_wait=_float(env, "FAAS_GATEWAY_CALLBACK_WAIT", 3600.0),
@@ -138,7 +142,7 @@ class Settings:
         return cls(**values)  # type: ignore[arg-type]
 
     def __post_init__(self) -> None:
-        for name in ("timeout", "max_timeout", "rpc_timeout", "callback_wait", "callback_timeout"):
+        for name in ("timeout", "max_timeout", "rpc_timeout", "health_timeout", "callback_wait", "callback_timeout"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be a positive number of seconds")
         if self.timeout > self.max_timeout:

@@ -11,6 +11,8 @@ from typing import Any
 
 from sdk import jsonx
 
+from .jsondepth import MAX_DEPTH, nests_deeper
+
 __all__ = [
     "BUNDLE_FORMAT",
     "FunctionInfo",
@@ -168,6 +170,7 @@ def _int_or_none(v: object) -> int | None:
 _OPTIONAL = re.compile(r"^(?:typing\.)?Optional\[(.*)\]$")
 _TRUE = {"true", "1", "yes", "on", "t", "y"}
 _FALSE = {"false", "0", "no", "off", "f", "n"}
+_SEQUENCES = ("list", "List", "tuple", "Tuple", "set", "Set", "Sequence")
 
 
 def _strip_optional(annotation: str) -> tuple[str, bool]:
@@ -201,11 +204,30 @@ def _split_top(text: str, sep: str) -> list[str]:
     return out
 
 
-def _json_or_text(raw: str) -> Any:
+def _base(ann: str) -> str:
+    """`list` of `typing.List[int]` (an annotation _strip_optional has seen): the type without its parameters."""
+    return ann.split("[", 1)[0].strip().removeprefix("builtins.").removeprefix("typing.")
+
+
+def _repeatable(annotation: str | None) -> bool:
+    """Whether a query name may repeat: the parameter is annotated as a list."""
+    return annotation is not None and _base(_strip_optional(annotation)[0]) in _SEQUENCES
+
+
+def _loads(name: str, raw: str) -> Any:
+    # Refused before parsing: too deep for the layers after this one (jsondepth.py).
+    if nests_deeper(raw):
+        raise ParameterError(f"parameter {name!r}: value nests deeper than {MAX_DEPTH} levels of arrays and objects")
+    return jsonx.loads(raw)
+
+
+def _json_or_text(name: str, raw: str) -> Any:
     # jsonx: integers past 64 bits exact, and no NaN or Infinity, which JSON does not have (the
     # call's wire form would carry null, and the function would get None).
     try:
-        return jsonx.loads(raw)
+        return _loads(name, raw)
+    except ParameterError:
+        raise
     except ValueError:
         return raw
 
@@ -213,12 +235,11 @@ def _json_or_text(raw: str) -> Any:
 def convert_value(name: str, raw: str, annotation: str | None) -> Any:
     """One query value: by annotation when there is one we understand, else JSON when valid, else text."""
     if annotation is None:
-        return _json_or_text(raw)
+        return _json_or_text(name, raw)
     ann, optional = _strip_optional(annotation)
     if optional and raw in ("", "null", "None"):
         return None
-    base = ann.split("[", 1)[0].strip()
-    base = base.removeprefix("builtins.").removeprefix("typing.")
+    base = _base(ann)
     try:
         if base == "str":
             return raw
@@ -237,13 +258,13 @@ def convert_value(name: str, raw: str, annotation: str | None) -> Any:
             if low in _FALSE:
                 return False
             raise ValueError(raw)
-        if base in ("list", "List", "tuple", "Tuple", "set", "Set", "Sequence"):
-            value = jsonx.loads(raw)
+        if base in _SEQUENCES:
+            value = _loads(name, raw)
             if not isinstance(value, list):
                 raise ValueError(raw)
             return value
         if base in ("dict", "Dict", "Mapping"):
-            value = jsonx.loads(raw)
+            value = _loads(name, raw)
             if not isinstance(value, dict):
                 raise ValueError(raw)
             return value
@@ -252,11 +273,13 @@ def convert_value(name: str, raw: str, annotation: str | None) -> Any:
     except ValueError:
         raise ParameterError(f"parameter {name!r}: cannot convert {raw!r} to {annotation}") from None
     # Any, unions, classes we cannot evaluate here: the same rule as without an annotation.
-    return _json_or_text(raw)
+    return _json_or_text(name, raw)
 
 
 def convert_query(info: FunctionInfo | None, query: Sequence[tuple[str, str]]) -> dict[str, Any]:
-    """Keyword arguments from query pairs; a name given twice becomes a list of its values."""
+    """Keyword arguments from query pairs. A name given twice becomes a list of its values when the
+    parameter is annotated as a list (or the function's signature is unknown), else is an error."""
+    checked = info is not None and info.params is not None
     annotations = {p.name: p.annotation for p in (info.params or ())} if info else {}
     grouped: dict[str, list[str]] = {}
     for key, value in query:
@@ -265,6 +288,11 @@ def convert_query(info: FunctionInfo | None, query: Sequence[tuple[str, str]]) -
     errors: list[str] = []
     for key, values in grouped.items():
         ann = annotations.get(key)
+        if len(values) > 1 and checked and not _repeatable(ann):
+            # Passing the list on would hand an `int` parameter a list (a TypeError in the function,
+            # a 500), and picking one value would drop the others without a word.
+            errors.append(_repeated(key, len(values), ann))
+            continue
         try:
             if len(values) == 1:
                 out[key] = convert_value(key, values[0], ann)
@@ -276,6 +304,14 @@ def convert_query(info: FunctionInfo | None, query: Sequence[tuple[str, str]]) -
     if errors:
         raise ParameterError("; ".join(errors))
     return out
+
+
+def _repeated(name: str, times: int, annotation: str | None) -> str:
+    text = (f"parameter {name!r} is given {times} times in the query string; only a parameter annotated "
+            "as a list may be repeated")
+    if annotation is None:
+        text += f" (pass a list to it once, as JSON: {name}=[1,2])"
+    return text
 
 
 def _list_element(annotation: str | None) -> str | None:

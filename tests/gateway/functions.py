@@ -28,3 +28,8 @@ def logme(n: int) -> int:
     for i in range(n):
         print(f"line {i}", flush=True)
     return n
+
+
+def add(a: int, b: int) -> int:
+    """Add two integers (deployed by the tests that need it, not by the `deployed` fixture)."""
+    return a + b

@@ -15,6 +15,7 @@ from typing import Any
 import uvicorn
 
 from gateway.app import create_app
+from gateway.fastpath import FastCalls
 from gateway.serving import GatewayHttpProtocol
 from gateway.settings import Settings
 
@@ -42,6 +43,13 @@ def bundle_for(fn: Any, *, limits: dict[str, Any] | None = None, name: str | Non
         "requirements": [], "deployed_at": "2026-01-01T00:00:00.000Z",
     }
     return json.dumps(doc).encode()
+
+
+def without_fast_path(app: Any) -> Any:
+    """`app` (not started yet) with fastpath.FastCalls taken out: FastAPI's own routes answer
+    GET/POST /function/{name}."""
+    app.user_middleware = [m for m in app.user_middleware if m.cls is not FastCalls]
+    return app
 
 
 class ThreadGateway:
@@ -118,3 +126,38 @@ class CallbackReceiver:
             pass
         finally:
             writer.close()
+
+
+@dataclass
+class SilentServer:
+    """A TCP server that accepts connections, reads what arrives and never answers: a hung server."""
+
+    server: asyncio.Server | None = None
+    port: int = 0
+    connections: list[asyncio.StreamWriter] = field(default_factory=list)
+    handlers: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    async def start(self) -> SilentServer:
+        self.server = await asyncio.start_server(self._hold, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+        for writer in self.connections:
+            writer.close()
+        # Each handler ends once its connection is closed; none is left for the loop's shutdown.
+        await asyncio.gather(*self.handlers, return_exceptions=True)
+
+    async def _hold(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self.handlers.append(task)
+        self.connections.append(writer)
+        try:
+            while await reader.read(65536):
+                pass
+        except ConnectionError:
+            pass

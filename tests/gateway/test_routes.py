@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
 
+from gateway.jsondepth import MAX_DEPTH
 from sdk import ProcessState
 from sdk.cfs import REVISION_ENV
 from tests.harness.ports import free_port
@@ -17,7 +20,7 @@ from tests.harness.server import DEV_COLONY
 
 from . import functions
 from .conftest import RealExecutor, runs
-from .helpers import CallbackReceiver, bundle_for
+from .helpers import CallbackReceiver, SilentServer, bundle_for, without_fast_path
 
 
 async def test_get_converts_query_values_with_annotations(http: httpx.AsyncClient, executor: RealExecutor) -> None:
@@ -66,6 +69,66 @@ async def test_bad_parameters_are_400_naming_them(http: httpx.AsyncClient, deplo
     assert r.status_code == 400 and "not valid JSON" in r.json()["error"]
     r = await http.get("/function/convert?celsius=1", headers={"X-Timeout": "soon"})
     assert r.status_code == 400 and "X-Timeout" in r.json()["error"]
+
+
+def _both_paths(make_app: Any) -> tuple[Any, Any]:
+    """The app as shipped (fastpath.FastCalls answers the call routes) and the app without it
+    (FastAPI's routes answer them)."""
+    return make_app(), without_fast_path(make_app())
+
+
+@asynccontextmanager
+async def _client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://gateway") as http:
+        yield http
+
+
+async def test_a_repeated_query_parameter_is_400_naming_it(make_app: Any, deployed: Any) -> None:
+    """Was: `a` reached add() as the list [1, 2] (a TypeError, so a 500), and greet() said hello
+    to "['x', 'y']". No executor here: a call that got through would wait (and 504)."""
+    deployed.upload_bytes(DEV_COLONY, "/faas", "add", bundle_for(functions.add))
+    quick = {"X-Timeout": "2"}
+    for app in _both_paths(make_app):
+        async with _client(app) as http:
+            r = await http.get("/function/add?a=1&a=2&b=3", headers=quick)
+            assert r.status_code == 400, r.text
+            assert r.json() == {"error": "parameter 'a' is given 2 times in the query string; only a parameter "
+                                         "annotated as a list may be repeated", "function": "add"}
+            r = await http.post("/function/greet?name=x&name=y", headers=quick)
+            assert r.status_code == 400 and "parameter 'name' is given 2 times" in r.json()["error"]
+            r = await http.post("/async-function/add?a=1&b=2&b=3")
+            assert r.status_code == 400 and "parameter 'b' is given 2 times" in r.json()["error"]
+    assert await asyncio.to_thread(runs, deployed, "add") == 0
+    assert await asyncio.to_thread(runs, deployed, "greet") == 0
+
+
+async def test_json_nested_too_deep_is_400_and_nothing_is_submitted(make_app: Any, deployed: Any,
+                                                                    executor: RealExecutor) -> None:
+    """Was a 500: from pydantic serializing the submission (past ~250 levels), or from the json
+    module's recursion (a body with an integer past 64 bits, which sdk.jsonx reads with json)."""
+    json_body = {"Content-Type": "application/json"}
+    deep = b"[" * 100_000 + b"]" * 100_000
+    limit = b"[" * MAX_DEPTH + b"]" * MAX_DEPTH
+    message = f"request body nests deeper than {MAX_DEPTH} levels of arrays and objects"
+    accepted = 0
+    for app in _both_paths(make_app):
+        async with _client(app) as http:
+            for body in (b"[" * 100_000 + str(2**70).encode() + b"]" * 100_000, deep,
+                         b"[" * (MAX_DEPTH + 1) + b"]" * (MAX_DEPTH + 1), b'{"a":' * 300 + b"1" + b"}" * 300):
+                r = await http.post("/function/echo", content=body, headers=json_body)
+                assert (r.status_code, r.json()) == (400, {"error": message}), r.text[:300]
+            r = await http.post("/async-function/echo", content=deep, headers=json_body)
+            assert (r.status_code, r.json()) == (400, {"error": message})
+            r = await http.get("/function/echo?x=" + "[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1))
+            assert r.status_code == 400, r.text[:300]
+            assert f"parameter 'x': value nests deeper than {MAX_DEPTH} levels" in r.json()["error"]
+            # As deep as allowed: through the server, the executor and back.
+            r = await http.post("/function/echo", content=limit, headers=json_body)
+            assert r.status_code == 200, r.text[:300]
+            assert r.json()["result"] == {"args": json.loads(limit), "kwargs": {}}
+            accepted += 1
+    assert await asyncio.to_thread(runs, deployed, "echo") == accepted
 
 
 async def test_unknown_function_is_404(http: httpx.AsyncClient, deployed: Any) -> None:
@@ -144,6 +207,26 @@ async def test_server_unreachable_is_503(make_app: Any, deployed: Any) -> None:
         assert r.status_code == 503
         r = await http.get("/metrics")
         assert r.status_code == 200 and "faas_gateway_server_up 0" in r.text
+
+
+async def test_healthz_answers_503_in_time_when_the_server_never_answers(make_app: Any) -> None:
+    """Was: the RPC's own timeout (10 s) before the 503."""
+    silent = await SilentServer().start()
+    app = make_app(server_port=silent.port, health_timeout=1.0)
+    try:
+        async with _client(app) as http:
+            for method in ("GET", "HEAD"):
+                started = time.monotonic()
+                r = await http.request(method, "/healthz")
+                took = time.monotonic() - started
+                assert r.status_code == 503, r.text
+                assert took < 5, f"{method} /healthz took {took:.1f} s"
+                if method == "GET":
+                    assert r.json() == {"status": "unavailable",
+                                        "error": "health check: colonies server did not answer in time (1 s)"}
+    finally:
+        await silent.stop()
+    assert silent.connections  # the gateway did connect: the server never answered
 
 
 async def test_async_invocation_with_callback_retried(http: httpx.AsyncClient, executor: RealExecutor) -> None:
@@ -280,6 +363,11 @@ async def test_auth(make_app: Any, deployed: Any) -> None:
         assert (await http.get("/healthz")).status_code == 200
         assert (await http.get("/metrics")).status_code == 200
         assert (await http.get("/openapi.json")).status_code == 200
+        # HEAD as GET: the probes open, the rest behind the key.
+        assert (await http.head("/healthz")).status_code == 200
+        assert (await http.head("/metrics")).status_code == 200
+        assert (await http.head("/functions")).status_code == 401
+        assert (await http.head("/functions", headers={"Authorization": "Bearer s3cret"})).status_code == 200
 
 
 async def test_metrics_contents(http: httpx.AsyncClient, executor: RealExecutor) -> None:
@@ -321,6 +409,29 @@ async def test_health_docs_and_openapi(http: httpx.AsyncClient) -> None:
     spec = (await http.get("/openapi.json")).json()
     assert {"/function/{name}", "/async-function/{name}", "/processes/{processid}", "/processes/{processid}/logs",
             "/functions", "/functions/{name}", "/healthz", "/metrics"} <= set(spec["paths"])
+    # The read routes are published with HEAD too; HEAD /function/{name} (a 405) is not.
+    reads = {"/processes/{processid}", "/processes/{processid}/logs", "/functions", "/functions/{name}", "/healthz",
+             "/metrics"}
+    assert {path for path, ops in spec["paths"].items() if "head" in ops} == reads
+    assert all(set(spec["paths"][path]) == {"get", "head"} for path in reads)
+    ids = [op["operationId"] for ops in spec["paths"].values() for op in ops.values()]
+    assert len(ids) == len(set(ids))
+
+
+async def test_head_answers_like_get_without_a_body(http: httpx.AsyncClient, deployed: Any) -> None:
+    pid = (await http.post("/async-function/greet?name=x")).json()["processid"]
+    for path in ("/healthz", "/functions", "/functions/convert", "/functions/nope", "/metrics", f"/processes/{pid}",
+                 f"/processes/{pid}/logs", "/processes/" + "ab" * 32, "/docs", "/openapi.json"):
+        got, head = await http.get(path), await http.head(path)
+        assert head.status_code == got.status_code, path
+        assert head.headers["content-type"] == got.headers["content-type"], path
+        assert head.content == b"", path
+    # A HEAD never runs a function: 405, and nothing submitted.
+    for path in ("/function/convert?celsius=1", "/function/nosuchfunction"):
+        r = await http.head(path)
+        assert r.status_code == 405 and r.headers["allow"] == "GET, POST", path
+        assert r.content == b"" and "content-type" not in r.headers and r.headers["content-length"] == "0"
+    assert await asyncio.to_thread(runs, deployed, "convert") == 0
 
 
 

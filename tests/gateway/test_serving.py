@@ -15,7 +15,7 @@ import uvicorn
 from gateway.fastpath import FastCalls
 from gateway.serving import GatewayHttpProtocol, _TurnBuffered
 
-from .conftest import RealExecutor
+from .conftest import RealExecutor, runs
 from .test_fastpath import REQUESTS, _client, _comparable, _fast_calls
 
 
@@ -82,7 +82,7 @@ async def test_the_protocol_answers_calls_like_fastapi_without_asgi(make_app: An
             a = status, body, names - {"server", "date", "connection"}
             b = _comparable(await p.request(method, path, **kw))
             assert a == b, f"{method} {path[:60]}: protocol {a} != FastAPI {b}"
-        # Only the long name and the PUT reached the ASGI app; FastCalls answered none.
+        # Only the long name, the PUT and the HEAD reached the ASGI app; FastCalls answered none.
         assert _fast_calls(served).served == 0
         assert "faas_gateway_invocations_total{" in served.state.gateway.metrics.render()  # counted as ever
 
@@ -166,6 +166,27 @@ async def test_a_body_over_the_limit_is_refused_at_once_and_the_connection_close
         got, closed = await _exchange(port, b"POST /function/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
                                             b"\r\n50\r\n" + b"x" * 80 + b"\r\n", 1)
         assert got.startswith(b"HTTP/1.1 413") and closed
+
+
+async def test_head_gets_no_body_on_the_wire_and_never_runs_a_function(make_app: Any, deployed: Any,
+                                                                       executor: RealExecutor) -> None:
+    async with _served(make_app()) as port:
+        # HEAD then GET on one connection: the HEAD's head is followed at once by the GET's answer.
+        got, closed = await _exchange(port, b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                                            b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 2)
+        head, _, rest = got.partition(b"\r\n\r\n")
+        get_head, _, get_body = rest.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200") and get_head.startswith(b"HTTP/1.1 200") and not closed
+        assert b"content-type: application/json" in head.lower()
+        assert f"content-length: {len(get_body)}".encode() in head.lower()  # the GET's length, no body
+        # HEAD /function/{name}: a 405 naming GET and POST; the GET after it runs the function.
+        got, closed = await _exchange(port, b"HEAD /function/convert?celsius=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+                                            b"GET /function/convert?celsius=1 HTTP/1.1\r\nHost: x\r\n\r\n", 2)
+        head, _, rest = got.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 405") and not closed
+        assert b"allow: GET, POST" in head and b"content-length: 0" in head and b"content-type" not in head
+        assert rest.startswith(b"HTTP/1.1 200") and b'"result":33.8' in rest
+    assert await asyncio.to_thread(runs, deployed, "convert") == 1
 
 
 async def test_an_app_that_is_not_the_gateway_still_gets_every_request_over_asgi() -> None:

@@ -20,6 +20,8 @@ def test_from_env_reads_colonies_and_gateway_variables(tmp_path: Path) -> None:
     assert (s.colony, s.server_host, s.server_port, s.server_tls) == ("dev", "srv", 1234, True)
     assert s.api_keys == {"k1", "k2", "fromfile"}
     assert s.timeout == 5.0 and s.s3.configured
+    assert s.health_timeout == 2.0  # the default
+    assert Settings.from_env({**ENV, "FAAS_GATEWAY_HEALTH_TIMEOUT": "0.5"}).health_timeout == 0.5
     assert s.pubsub_url == "wss://srv:1234/pubsub"
     assert "ab" * 32 not in repr(s)
 
@@ -39,6 +41,8 @@ def test_the_local_directory_store_is_used_without_s3(tmp_path: Path) -> None:
     ({**ENV, "COLONIES_SERVER_PORT": "x"}, "COLONIES_SERVER_PORT='x' is not an integer"),
     ({**ENV, "COLONIES_SERVER_TLS": "maybe"}, "not a boolean"),
     ({**ENV, "FAAS_GATEWAY_TIMEOUT": "0"}, "timeout must be a positive"),
+    ({**ENV, "FAAS_GATEWAY_HEALTH_TIMEOUT": "0"}, "health_timeout must be a positive"),
+    ({**ENV, "FAAS_GATEWAY_HEALTH_TIMEOUT": "soon"}, "FAAS_GATEWAY_HEALTH_TIMEOUT='soon' is not a number"),
     ({**ENV, "FAAS_GATEWAY_API_KEYS_FILE": "/nonexistent/keys"}, "cannot read"),
 ])
 def test_bad_values_are_named(env: dict[str, str], message: str) -> None:

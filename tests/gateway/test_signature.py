@@ -96,7 +96,44 @@ def test_nan_and_infinity_are_not_json_values_of_unannotated_parameters() -> Non
 def test_repeated_query_name_becomes_a_list() -> None:
     info = FunctionInfo("f", (Param("xs", annotation="list[int]"),))
     assert convert_query(info, [("xs", "1"), ("xs", "2")]) == {"xs": [1, 2]}
+    info = FunctionInfo("f", (Param("xs", annotation="typing.Optional[typing.Sequence[str]]"),))
+    assert convert_query(info, [("xs", "1"), ("xs", "b")]) == {"xs": ["1", "b"]}
+    # Without a signature (a bare source file) values pass through unchecked.
     assert convert_query(None, [("a", "x"), ("a", "2")]) == {"a": ["x", 2]}
+    assert convert_query(FunctionInfo("f", None), [("a", "x"), ("a", "2")]) == {"a": ["x", 2]}
+
+
+@pytest.mark.parametrize("annotation", ["int", "str", "float | None", "dict", "typing.Any", None])
+def test_a_repeated_query_name_of_any_other_parameter_is_an_error_naming_it(annotation: str | None) -> None:
+    info = FunctionInfo("add", (Param("a", annotation=annotation), Param("b", annotation="int")))
+    with pytest.raises(ParameterError, match=r"parameter 'a' is given 2 times in the query string") as e:
+        convert_query(info, [("a", "1"), ("b", "3"), ("a", "2")])
+    assert "'b'" not in str(e.value)
+    # Unannotated, a list can still be given: once, as JSON.
+    assert ("a=[1,2]" in str(e.value)) == (annotation is None)
+
+
+def test_every_repeated_name_is_named() -> None:
+    info = parse_function("f", bundle([p("a", annotation="int"), p("b", annotation="int")]))
+    with pytest.raises(ParameterError) as e:
+        convert_query(info, [("a", "1"), ("a", "2"), ("b", "3"), ("b", "4"), ("b", "5")])
+    assert "'a' is given 2 times" in str(e.value) and "'b' is given 3 times" in str(e.value)
+
+
+@pytest.mark.parametrize("annotation", [None, "list[int]", "dict", "typing.Any"])
+def test_a_query_value_nesting_too_deep_is_an_error_naming_it(annotation: str | None) -> None:
+    info = FunctionInfo("f", (Param("x", annotation=annotation),))
+    deep = "[" * 129 + "]" * 129 if annotation != "dict" else '{"a":' * 129 + "1" + "}" * 129
+    with pytest.raises(ParameterError, match=r"parameter 'x': value nests deeper than 128 levels"):
+        convert_query(info, [("x", deep)])
+    # Big integers are read by the json module, which recursed past its limit here (RecursionError).
+    with pytest.raises(ParameterError, match="nests deeper"):
+        convert_query(info, [("x", "[" * 5000 + str(2**70) + "]" * 5000)])
+    if annotation != "dict":
+        limit = "[" * 128 + "]" * 128
+        assert convert_query(info, [("x", limit)]) == {"x": json.loads(limit)}
+    # Text parameters take brackets as text.
+    assert convert_query(FunctionInfo("f", (Param("x", annotation="str"),)), [("x", deep)]) == {"x": deep}
 
 
 def test_missing_and_unknown_parameters_are_all_named() -> None:
