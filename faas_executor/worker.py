@@ -11,6 +11,10 @@ for frames to the parent, and a lifeline fd (argv[2]) whose EOF means the parent
                   per call {"ev": "result", "id", "ok", "json" | "kind"+"error", "cpu"};
                   {"ev": "call", "name", "args", "kwargs"} for a nested call.
 The parent owns every timeout and the kill; this side only reports.
+
+What a call returns is settled here before it is encoded: a coroutine (an `async def` function)
+is run to completion on a fresh event loop, a generator or async generator is drained into the
+list of what it yielded (docs/EXECUTOR.md, "Results").
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import sys
 import tempfile
 import traceback
 import types
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from . import api, sandbox
@@ -69,20 +73,124 @@ def load_function(bundle: dict[str, Any]) -> Callable[..., Any]:
     return fn  # type: ignore[no-any-return]
 
 
+MAX_RESULT_BYTES = 8 * 1024 * 1024
+"""The close message carries the result base64-encoded in a signed envelope (~4/3 of it) and the
+server refuses bodies over 16 MiB: a larger result used to be retried as an outage and then lost,
+its process left RUNNING."""
+
+
+# asyncio's own frames (the runner and the loop) sit between this module's and the first frame
+# of an async function; its directory is next to this one's stdlib module `os`.
+_ASYNCIO_DIR = os.path.join(os.path.dirname(os.__file__), "asyncio") + os.sep
+
+
+def _ours(filename: str) -> bool:
+    return filename == __file__ or filename.startswith(_ASYNCIO_DIR)
+
+
 def _user_traceback(exc: BaseException) -> str:
     tb = exc.__traceback__
-    # Drop this module's own frames so the text starts in user code.
-    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+    # Drop the worker's own leading frames (and asyncio's, for a coroutine) so the text starts in
+    # user code.
+    while tb is not None and _ours(tb.tb_frame.f_code.co_filename):
         tb = tb.tb_next
     return "".join(traceback.format_exception(type(exc), exc, tb))
 
 
-def _invoke(fn: Callable[..., Any], msg: dict[str, Any]) -> Any:
+class _ResultError(Exception):
+    """What a call produced cannot be its result (not JSON, or too large); the message says why."""
+
+
+def _invoke(fn: Callable[..., Any], name: str, msg: dict[str, Any]) -> str:
+    """Call the function, settle what it returned and encode it: the result as JSON text."""
     worker_pid = os.getpid()
     try:
-        return fn(*msg.get("args", []), **msg.get("kwargs", {}))
+        value = fn(*msg.get("args", []), **msg.get("kwargs", {}))
+        if isinstance(value, types.GeneratorType):
+            return _drain(value, name)
+        if isinstance(value, types.AsyncGeneratorType):
+            return _run_async(_drain_async(value, name))
+        if isinstance(value, Awaitable):
+            value = _run_async(_await(value))
+        return _encode(value, name)
     finally:
         _exit_if_forked(worker_pid)
+
+
+_LIMIT_TEXT = (f"a result is limited to {MAX_RESULT_BYTES // 2**20} MiB (store large data, e.g. in CFS, and "
+               "return a reference to it)")
+
+
+def _encode(value: Any, name: str) -> str:
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as e:
+        raise _ResultError(f"{name}() returned a {type(value).__module__}.{type(value).__qualname__}, "
+                           f"which is not JSON-serializable: {e}") from None
+    if len(text) > MAX_RESULT_BYTES:  # the close message could not carry it: say so, lose nothing
+        raise _ResultError(f"{name}() returned {len(text) / 2**20:.1f} MiB of JSON; {_LIMIT_TEXT}")
+    return text
+
+
+class _Yielded:
+    """The JSON list of a generator's values, built as they come, so that a generator yielding
+    more than a result may hold fails once past the limit instead of filling memory until the
+    call's timeout. Encoded item by item, the text is exactly json.dumps(list_of_values)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.parts: list[str] = []
+        self.size = 2  # the brackets
+
+    def add(self, item: Any) -> None:
+        try:
+            part = json.dumps(item, allow_nan=False)
+        except (TypeError, ValueError, RecursionError) as e:
+            raise _ResultError(f"{self.name}() yielded a {type(item).__module__}.{type(item).__qualname__} "
+                               f"(item {len(self.parts)}), which is not JSON-serializable: {e}") from None
+        self.size += len(part) + (2 if self.parts else 0)  # json.dumps separates items with ", "
+        if self.size > MAX_RESULT_BYTES:
+            raise _ResultError(f"{self.name}() yielded more than {MAX_RESULT_BYTES // 2**20} MiB of JSON "
+                               f"(stopped at item {len(self.parts)}); {_LIMIT_TEXT}")
+        self.parts.append(part)
+
+    def text(self) -> str:
+        return "[" + ", ".join(self.parts) + "]"
+
+
+def _drain(gen: types.GeneratorType[Any, Any, Any], name: str) -> str:
+    out = _Yielded(name)
+    try:
+        for item in gen:
+            out.add(item)
+    finally:
+        gen.close()  # stopped early (too large, not JSON): run the generator's finally blocks now
+    return out.text()
+
+
+async def _drain_async(agen: types.AsyncGeneratorType[Any, Any], name: str) -> str:
+    out = _Yielded(name)
+    try:
+        async for item in agen:
+            out.add(item)
+    finally:
+        await agen.aclose()
+    return out.text()
+
+
+async def _await(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable  # asyncio.run takes coroutines only; any awaitable is one this way
+
+
+def _run_async(main: Coroutine[Any, Any, Any]) -> Any:
+    """Run one call's coroutine on a fresh event loop, closed afterwards with every task it left
+    (asyncio.run), so nothing of one call's loop outlives it. The worker is this call's entry point,
+    not a library, and its main thread runs no loop of its own. asyncio is imported on the first
+    async call only: most functions never need it. Inside the sandbox the loop needs only what is
+    allowed there: epoll, and an AF_UNIX socketpair to wake itself."""
+    import asyncio
+
+    return asyncio.run(main)
 
 
 def _exit_if_forked(worker_pid: int) -> None:
@@ -122,12 +230,6 @@ def _empty(directory: str) -> None:
             pass
 
 
-MAX_RESULT_BYTES = 8 * 1024 * 1024
-"""The close message carries the result base64-encoded in a signed envelope (~4/3 of it) and the
-server refuses bodies over 16 MiB: a larger result used to be retried as an outage and then lost,
-its process left RUNNING."""
-
-
 def _run_call(fn: Callable[..., Any], name: str, msg: dict[str, Any], policy: sandbox.Policy) -> dict[str, Any]:
     cid = msg["id"]
     scratch = os.path.join(policy.scratch, CALL_DIR)
@@ -135,25 +237,13 @@ def _run_call(fn: Callable[..., Any], name: str, msg: dict[str, Any], policy: sa
     sandbox.set_call_cpu(policy.cpu_seconds)
     reply: dict[str, Any] = {"ev": "result", "id": cid}
     try:
-        value = _invoke(fn, msg)
+        reply.update(ok=True, json=_invoke(fn, name, msg))
+    except _ResultError as e:
+        reply.update(ok=False, kind="serialize", error=str(e))
     except MemoryError as e:
         reply.update(ok=False, kind="memory", error=_user_traceback(e))
     except BaseException as e:  # noqa: BLE001 - user code may raise anything, SystemExit included
         reply.update(ok=False, kind="error", error=_user_traceback(e))
-    else:
-        try:
-            text = json.dumps(value, allow_nan=False)
-            if len(text) > MAX_RESULT_BYTES:  # the close message could not carry it: say so, lose nothing
-                reply.update(ok=False, kind="serialize",
-                             error=f"{name}() returned {len(text) / 2**20:.1f} MiB of JSON; a result is limited to "
-                                   f"{MAX_RESULT_BYTES // 2**20} MiB (store large data, e.g. in CFS, and return a "
-                                   "reference to it)")
-            else:
-                reply.update(ok=True, json=text)
-        except (TypeError, ValueError, RecursionError) as e:
-            reply.update(ok=False, kind="serialize",
-                         error=f"{name}() returned a {type(value).__module__}.{type(value).__qualname__}, "
-                               f"which is not JSON-serializable: {e}")
     finally:
         for stream in (sys.stdout, sys.stderr):
             try:

@@ -3,13 +3,16 @@
 An assign loop on a daemon thread: it loads the newest `/faas/<funcname>` bundle with the
 deployer's own reference loader (source exec'd, cloudpickle unpickled, bare tutorial files too),
 calls it with spec.args/kwargs in this process, turns what it printed into process logs, and
-closes the process with output [result] or fails it with the traceback text. No sandbox, no
-limits, no warm workers: never use it outside tests.
+closes the process with output [result] or fails it with the traceback text. A coroutine's result
+is what it returns, a generator's the list of what it yielded, as in the real worker. No sandbox,
+no limits, no warm workers: never use it outside tests.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import inspect
 import io
 import threading
 import traceback
@@ -55,7 +58,7 @@ class StandInExecutor:
             bundle = parse_bundle(spec.funcname, self.client.download_bytes(self.colony, LABEL, spec.funcname))
             fn: Any = load_entrypoint(bundle)
             with contextlib.redirect_stdout(printed):
-                result = fn(*spec.args, **(spec.kwargs or {}))
+                result = _settle(fn(*spec.args, **(spec.kwargs or {})))
         except Exception:
             self._logs(process.processid, printed.getvalue())
             self.client.fail(process.processid, [traceback.format_exc()])
@@ -78,3 +81,20 @@ class StandInExecutor:
                     return
                 traceback.print_exc()
                 self._stop.wait(0.1)
+
+
+def _settle(value: Any) -> Any:
+    """What the real worker makes of a call's return value (docs/EXECUTOR.md, "Results")."""
+    if inspect.isgenerator(value):
+        return list(value)
+    if inspect.isasyncgen(value):
+        async def drain() -> list[Any]:
+            return [item async for item in value]
+
+        return asyncio.run(drain())
+    if inspect.isawaitable(value):
+        async def wait() -> Any:
+            return await value
+
+        return asyncio.run(wait())
+    return value

@@ -43,3 +43,43 @@ def test_source_and_cloudpickle_bundles_from_the_deployer_run(built: dict[str, b
     assert pool.run(triple, [7], {}, timeout=30).value == 21
     below = pool.run(describe, [-300], {}, timeout=30)
     assert not below.ok and "below absolute zero" in below.error
+
+
+ASYNC_FILE = '''
+import asyncio
+
+RATE = 9 / 5
+
+
+async def echo(text: str, delay: float = 0.0) -> str:
+    """Echo after a pause."""
+    await asyncio.sleep(delay)
+    return text
+
+
+async def fahrenheit(celsius: float) -> float:
+    await asyncio.sleep(0)
+    return celsius * RATE + 32
+
+
+async def countdown(n: int):
+    for i in range(n, 0, -1):
+        await asyncio.sleep(0)
+        yield i
+'''
+
+
+def test_async_functions_bundled_by_the_deployer_run(tmp_path: Path, pool: WorkerPool) -> None:
+    path = tmp_path / "asyncs.py"
+    path.write_text(ASYNC_FILE)
+    source = inspect_functions.load_source_file(path)
+    try:
+        built = {fn.name: deployer_bundle.build_bundle(source, fn, deployer_bundle.Limits()).to_bytes()
+                 for fn in inspect_functions.find_functions(source)}
+    finally:
+        inspect_functions.unload(source)
+    echo, fahrenheit, countdown = (parse_bundle(n, built[n]) for n in ("echo", "fahrenheit", "countdown"))
+    assert (echo.serializer, fahrenheit.serializer, countdown.serializer) == ("source", "cloudpickle", "source")
+    assert pool.run(echo, ["007"], {"delay": 0.01}, timeout=30).value == "007"
+    assert pool.run(fahrenheit, [21], {}, timeout=30).value == pytest.approx(69.8)
+    assert pool.run(countdown, [3], {}, timeout=30).value == [3, 2, 1]

@@ -210,6 +210,36 @@ def test_a_non_root_worker_has_no_capabilities_in_its_own_namespace(open_tmp: Pa
         assert nproc == 48 and "NPROC (per user namespace)" in line
 
 
+@needs_root
+@pytest.mark.skipif(not os.access(SYSTEM_PYTHON, os.X_OK), reason=f"needs {SYSTEM_PYTHON}, which any uid can run")
+@pytest.mark.skipif(not sandbox.detect().userns, reason="no user namespaces here")
+def test_a_non_root_worker_runs_async_functions_in_its_own_namespace(open_tmp: Path) -> None:
+    # The event loop's epoll and self-pipe socketpair, and a default-executor thread, with no
+    # capabilities in a user namespace of the worker's own (tests/faas_executor/test_worker.py
+    # covers the root case with every layer).
+    os.chmod(open_tmp, 0o777)
+    gather = source("gather", """
+        import asyncio, os
+        async def gather(n):
+            loop = asyncio.get_running_loop()
+            values = await asyncio.gather(*(asyncio.sleep(0.01, i) for i in range(n)))
+            return [os.getuid(), await loop.run_in_executor(None, sum, values)]
+    """)
+
+    def call() -> list[Any]:
+        pool = WorkerPool(PoolSettings(scratch_root=str(open_tmp / "scratch"), uid_base=None, cgroups=False,
+                                       landlock=False, seccomp=False, python=SYSTEM_PYTHON))
+        try:
+            out = pool.run(gather, [4], {}, timeout=30)
+            assert out.ok, out.error
+            assert "namespaces" in next(iter(pool.workers().values())).layers
+            return list(out.value)
+        finally:
+            pool.close()
+
+    assert as_nobody(call) == [NOBODY, 6]
+
+
 def test_an_explicit_state_dir_may_be_a_symlink_the_default_may_not(open_tmp: Path, shared_tmp: Path) -> None:
     real = open_tmp / "real"
     real.mkdir()
