@@ -16,6 +16,7 @@ from .settings import DEFAULT_ENV_FILE, connect, load_settings
 
 if TYPE_CHECKING:
     from .deploy import DeployResult, Target
+    from .invoke import Invocation
 
 __all__ = ["build_parser", "main"]
 
@@ -129,15 +130,16 @@ def _results_table(args: argparse.Namespace, results: Sequence[DeployResult]) ->
 def _cmd_deploy(args: argparse.Namespace) -> int:
     from .bundle import Limits, build_bundle, utc_now
     from .deploy import LARGE_BUNDLE, DeployResult, deploy_bundles
-    from .inspect_functions import find_functions, load_source_file, plan_function, unload
+    from .inspect_functions import find_functions, load_source_file, plan_function, source_path, unload
     from .render import human_size
 
+    path = source_path(args.file)  # a missing or non-.py file is the one line of output
     requirements = _read_requirements(args.requirements)
     limits = Limits(timeout=args.timeout, retries=args.retries, memory_mb=args.memory, network=args.network)
-    _progress(f"loading {args.file}")
+    _progress(f"loading {path}")
     # What the file prints while it is imported must not mix with the table (or --json) on stdout.
     with redirect_stdout(sys.stderr):
-        source = load_source_file(args.file)
+        source = load_source_file(path)
     try:
         now = utc_now()
         bundles = []
@@ -217,25 +219,35 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def _cmd_invoke(args: argparse.Namespace) -> int:
-    from sdk import ProcessState
-
-    from .callargs import parse_call_args
-    from .invoke import invoke
+    from .callargs import split_call_words
+    from .invoke import invoke_words
     from .render import to_json
 
-    call_args, call_kwargs = parse_call_args(args.values)
+    # Split now, so a malformed command line fails before anything is contacted; the values are
+    # converted once the function's recorded signature has been read.
+    words = split_call_words(args.values)
     with _target(args) as target:
-        inv = invoke(target, args.name, call_args, call_kwargs, wait=not args.async_,
-                     timeout=args.timeout, executortype=args.executor_type or args.settings.executortype)
+        inv = invoke_words(target, args.name, words, wait=not args.async_,
+                           timeout=args.timeout, executortype=args.executor_type or args.settings.executortype)
     if args.async_:
         print(to_json({"processid": inv.processid}) if args.json else inv.processid)
         return 0
-    if args.json:
+    return _print_outcome(inv, args.json)
+
+
+def _print_outcome(inv: Invocation, as_json: bool) -> int:
+    """How a call ended, as `faas invoke` shows it: the result on stdout (exit 0), or the error
+    text on stderr (exit 1)."""
+    from sdk import ProcessState
+
+    from .render import to_json
+
+    if as_json:
         print(to_json(inv.to_json()))
     elif inv.process.state == ProcessState.SUCCESS:
         print(to_json(inv.result) if isinstance(inv.result, (dict, list)) else _compact(inv.result))
     if inv.process.state != ProcessState.SUCCESS:
-        _err(f"{args.name} {inv.state} (process {inv.processid}):")
+        _err(f"{inv.process.spec.funcname} {inv.state} (process {inv.processid}):")
         print(inv.error.rstrip() or "(no error text)", file=sys.stderr)
         return 1
     return 0
@@ -248,14 +260,18 @@ def _compact(value: Any) -> str:
 
 
 def _cmd_logs(args: argparse.Namespace) -> int:
-    from .invoke import follow_logs
+    from .invoke import follow_logs, invocation_of
 
     with _target(args) as target:
         for entry in follow_logs(target, args.processid, follow=args.follow):
             text = entry.message
             sys.stdout.write(text if text.endswith("\n") else text + "\n")
             sys.stdout.flush()
-    return 0
+        if not args.follow:
+            return 0
+        # Following ends when the process has: say how, as `faas invoke` would have.
+        inv = invocation_of(target, args.processid)
+    return _print_outcome(inv, as_json=False)
 
 
 def _cmd_ps(args: argparse.Namespace) -> int:
@@ -386,7 +402,8 @@ def build_parser(plugins: Sequence[str]) -> argparse.ArgumentParser:
     p = _command(sub, "invoke", "call a deployed function through the server and print its result as JSON",
                  "  faas invoke convert 21            # positional: convert(21)\n"
                  "  faas invoke convert celsius=21    # keyword: convert(celsius=21)\n"
-                 "  faas invoke greet '\"21\"' name=Ada  # values are JSON when valid JSON, else text\n"
+                 "  faas invoke greet 007 name=Ada    # by the parameters' annotations (007 for a str stays\n"
+                 "                                    # \"007\"); without one, JSON when valid JSON, else text\n"
                  "  faas invoke convert 21 --async    # print the process id and return",
                  _cmd_invoke, common, json_flag=True)
     p.add_argument("name")
@@ -399,7 +416,9 @@ def build_parser(plugins: Sequence[str]) -> argparse.ArgumentParser:
 
     p = _command(sub, "logs", "print the logs of an invocation", "  faas logs 5e1f...c2 -f", _cmd_logs, common)
     p.add_argument("processid", metavar="PROCESS_ID")
-    p.add_argument("-f", "--follow", action="store_true", help="keep printing until the process ends")
+    p.add_argument("-f", "--follow", action="store_true",
+                   help="keep printing until the process ends, then print its result or error as `faas invoke` "
+                        "does (exit 1 when it failed)")
 
     p = _command(sub, "ps", "list invocations (processes)", "  faas ps --state running", _cmd_ps, common,
                  json_flag=True)

@@ -35,6 +35,7 @@ __all__ = [
     "load_source_file",
     "parse_source",
     "plan_function",
+    "source_path",
     "unload",
 ]
 
@@ -120,17 +121,26 @@ def _on_path(directory: Path) -> Iterator[None]:
             sys.path.remove(str(directory))
 
 
+def source_path(path: str | Path) -> Path:
+    """The path of a function file that exists and is a `.py` file, else a SourceFileError saying
+    what it is instead (Python's import machinery has no loader for other names)."""
+    p = Path(path)
+    if not p.exists():
+        raise SourceFileError(f"no such file: {p}")
+    if not p.is_file():
+        raise SourceFileError(f"not a file: {p}")
+    if p.suffix != ".py":
+        raise SourceFileError(f"not a Python file: {p} (functions are deployed from a FILE.py)")
+    return p
+
+
 def load_source_file(path: str | Path) -> SourceFile:
     """Read, parse and execute a function file as a module (as `python FILE` would import it).
 
     The module stays registered in `sys.modules` (cloudpickle needs that to pickle it by
     value) until `unload` is called.
     """
-    p = Path(path)
-    if not p.exists():
-        raise SourceFileError(f"no such file: {p}")
-    if not p.is_file():
-        raise SourceFileError(f"not a file: {p}")
+    p = source_path(path)
     try:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
@@ -138,7 +148,8 @@ def load_source_file(path: str | Path) -> SourceFile:
     tree = parse_source(text, str(p))
     name = _module_name(p)
     spec = importlib.util.spec_from_file_location(name, p)
-    assert spec is not None and spec.loader is not None
+    if spec is None or spec.loader is None:  # source_path admits only names Python can import
+        raise SourceFileError(f"Python cannot import {p} as a module")
     module = importlib.util.module_from_spec(spec)
     before = set(sys.modules)
     sys.modules[name] = module

@@ -11,7 +11,7 @@ from typing import Any
 from sdk import ColoniesError, ColoniesTimeoutError, Conditions, FuncSpec, Log, Process, ProcessState
 
 from .bundle import Bundle
-from .callargs import check_arguments
+from .callargs import CallWords, check_arguments, convert_call_words
 from .deploy import Target, latest_bundle, sdk_errors
 from .errors import DeployerError
 
@@ -21,7 +21,9 @@ __all__ = [
     "STATES",
     "call_spec",
     "follow_logs",
+    "invocation_of",
     "invoke",
+    "invoke_words",
     "list_processes",
     "result_of",
 ]
@@ -43,6 +45,11 @@ class Invocation:
 
     process: Process
     result: Any = None
+
+    @classmethod
+    def of(cls, process: Process) -> Invocation:
+        """A process as an Invocation, with its result when it has succeeded."""
+        return cls(process, result_of(process) if process.state == ProcessState.SUCCESS else None)
 
     @property
     def processid(self) -> str:
@@ -96,6 +103,20 @@ def invoke(target: Target, name: str, args: Sequence[Any], kwargs: dict[str, Any
     and ColoniesTimeoutError (translated to a DeployerError naming the process) on timeout.
     """
     bundle = latest_bundle(target, name)
+    return _submit(target, name, bundle, args, kwargs, wait, timeout, executortype)
+
+
+def invoke_words(target: Target, name: str, words: CallWords, *, wait: bool = True, timeout: float = 60.0,
+                 executortype: str = DEFAULT_EXECUTOR_TYPE) -> Invocation:
+    """`invoke` with command-line words, each converted by the annotation its parameter has in the
+    newest version's recorded signature (`callargs.convert_call_words`)."""
+    bundle = latest_bundle(target, name)
+    args, kwargs = convert_call_words(words, bundle.signature)
+    return _submit(target, name, bundle, args, kwargs, wait, timeout, executortype)
+
+
+def _submit(target: Target, name: str, bundle: Bundle, args: Sequence[Any], kwargs: dict[str, Any],
+            wait: bool, timeout: float, executortype: str) -> Invocation:
     check_arguments(name, bundle.signature, args, kwargs)
     with sdk_errors(target):
         process = target.client.submit(call_spec(bundle, target.colony, args, kwargs, executortype))
@@ -108,7 +129,13 @@ def invoke(target: Target, name: str, args: Sequence[Any], kwargs: dict[str, Any
             raise DeployerError(f"{name}: no result after {timeout:g} s; process {process.processid} "
                                 f"is still queued or running (see `faas logs {process.processid} -f`)"
                                 f"{_no_executor_hint(target, executortype)}") from None
-    return Invocation(done, result_of(done) if done.state == ProcessState.SUCCESS else None)
+    return Invocation.of(done)
+
+
+def invocation_of(target: Target, processid: str) -> Invocation:
+    """A process as it is now, with its result when it has succeeded."""
+    with sdk_errors(target):
+        return Invocation.of(target.client.get_process(processid))
 
 
 def _no_executor_hint(target: Target, executortype: str) -> str:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sdk import jsonx
+from sdk.argtext import SEQUENCES, ConversionError, annotation_base, convert_text, strip_optional
 
 from .jsondepth import MAX_DEPTH, nests_deeper
 
@@ -167,113 +167,28 @@ def _int_or_none(v: object) -> int | None:
 
 # ---- query value conversion -------------------------------------------------------------------------
 
-_OPTIONAL = re.compile(r"^(?:typing\.)?Optional\[(.*)\]$")
-_TRUE = {"true", "1", "yes", "on", "t", "y"}
-_FALSE = {"false", "0", "no", "off", "f", "n"}
-_SEQUENCES = ("list", "List", "tuple", "Tuple", "set", "Set", "Sequence")
-
-
-def _strip_optional(annotation: str) -> tuple[str, bool]:
-    ann = annotation.strip().strip("'\"")
-    m = _OPTIONAL.match(ann)
-    if m:
-        return m.group(1).strip(), True
-    parts = [p.strip() for p in _split_top(ann, "|")]
-    if len(parts) > 1 and ("None" in parts or "NoneType" in parts):
-        rest = [p for p in parts if p not in ("None", "NoneType")]
-        return " | ".join(rest), True
-    return ann, False
-
-
-def _split_top(text: str, sep: str) -> list[str]:
-    """Split on `sep` outside brackets."""
-    out: list[str] = []
-    cur: list[str] = []
-    depth = 0
-    for ch in text:
-        if ch in "[(":
-            depth += 1
-        elif ch in "])":
-            depth -= 1
-        if ch == sep and depth == 0:
-            out.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    out.append("".join(cur))
-    return out
-
-
-def _base(ann: str) -> str:
-    """`list` of `typing.List[int]` (an annotation _strip_optional has seen): the type without its parameters."""
-    return ann.split("[", 1)[0].strip().removeprefix("builtins.").removeprefix("typing.")
-
-
 def _repeatable(annotation: str | None) -> bool:
     """Whether a query name may repeat: the parameter is annotated as a list."""
-    return annotation is not None and _base(_strip_optional(annotation)[0]) in _SEQUENCES
+    return annotation is not None and annotation_base(strip_optional(annotation)[0]) in SEQUENCES
 
 
-def _loads(name: str, raw: str) -> Any:
-    # Refused before parsing: too deep for the layers after this one (jsondepth.py).
-    if nests_deeper(raw):
-        raise ParameterError(f"parameter {name!r}: value nests deeper than {MAX_DEPTH} levels of arrays and objects")
-    return jsonx.loads(raw)
-
-
-def _json_or_text(name: str, raw: str) -> Any:
-    # jsonx: integers past 64 bits exact, and no NaN or Infinity, which JSON does not have (the
-    # call's wire form would carry null, and the function would get None).
-    try:
-        return _loads(name, raw)
-    except ParameterError:
-        raise
-    except ValueError:
-        return raw
+def _loads(text: str) -> Any:
+    # Refused before parsing: too deep for the layers after this one (jsondepth.py). jsonx:
+    # integers past 64 bits exact, and no NaN or Infinity, which JSON does not have (the call's
+    # wire form would carry null, and the function would get None).
+    if nests_deeper(text):
+        raise ConversionError(f"value nests deeper than {MAX_DEPTH} levels of arrays and objects")
+    return jsonx.loads(text)
 
 
 def convert_value(name: str, raw: str, annotation: str | None) -> Any:
-    """One query value: by annotation when there is one we understand, else JSON when valid, else text."""
-    if annotation is None:
-        return _json_or_text(name, raw)
-    ann, optional = _strip_optional(annotation)
-    if optional and raw in ("", "null", "None"):
-        return None
-    base = _base(ann)
+    """One query value: by annotation when there is one we understand, else JSON when valid, else
+    text (sdk.argtext, the rules `faas invoke` follows too)."""
     try:
-        if base == "str":
-            return raw
-        if base == "int":
-            return int(raw)
-        if base == "float":
-            number = float(raw)
-            if not math.isfinite(number):
-                raise ParameterError(f"parameter {name!r}: {raw!r} is not a finite number (JSON has no NaN or "
-                                     "Infinity, so a call cannot carry one)")
-            return number
-        if base == "bool":
-            low = raw.strip().lower()
-            if low in _TRUE:
-                return True
-            if low in _FALSE:
-                return False
-            raise ValueError(raw)
-        if base in _SEQUENCES:
-            value = _loads(name, raw)
-            if not isinstance(value, list):
-                raise ValueError(raw)
-            return value
-        if base in ("dict", "Dict", "Mapping"):
-            value = _loads(name, raw)
-            if not isinstance(value, dict):
-                raise ValueError(raw)
-            return value
-    except ParameterError:
-        raise
-    except ValueError:
-        raise ParameterError(f"parameter {name!r}: cannot convert {raw!r} to {annotation}") from None
-    # Any, unions, classes we cannot evaluate here: the same rule as without an annotation.
-    return _json_or_text(name, raw)
+        return convert_text(name, raw, annotation, _loads)
+    except ConversionError as e:
+        message = str(e)
+        raise ParameterError(message if message.startswith("parameter ") else f"parameter {name!r}: {message}") from None
 
 
 def convert_query(info: FunctionInfo | None, query: Sequence[tuple[str, str]]) -> dict[str, Any]:
@@ -317,7 +232,7 @@ def _repeated(name: str, times: int, annotation: str | None) -> str:
 def _list_element(annotation: str | None) -> str | None:
     if annotation is None:
         return None
-    ann, _ = _strip_optional(annotation)
+    ann, _ = strip_optional(annotation)
     m = re.match(r"^(?:typing\.)?(?:list|List|Sequence|tuple|Tuple|set|Set)\[(.*)\]$", ann)
     return m.group(1).split(",")[0].strip() if m else None
 

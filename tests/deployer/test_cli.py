@@ -89,6 +89,28 @@ def test_dry_run_needs_no_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert "bundling convert: source (convert stands alone)" in captured.err
 
 
+@pytest.mark.parametrize(("name", "text", "why"), [
+    ("somefile.txt", "hello world\n", "not a Python file: {path} (functions are deployed from a FILE.py)"),
+    # Valid Python, but not a .py file: importlib has no loader for it (this was an AssertionError).
+    ("funcs.txt", "def f(x):\n    return x\n", "not a Python file: {path} (functions are deployed from a FILE.py)"),
+    ("script", "def f(x):\n    return x\n", "not a Python file: {path} (functions are deployed from a FILE.py)"),
+    ("missing.py", None, "no such file: {path}"),
+    ("adir.py", "", "not a file: {path}"),
+])
+def test_deploying_what_is_not_a_python_file_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                name: str, text: str | None, why: str) -> None:
+    path = tmp_path / name
+    if name == "adir.py":
+        path.mkdir()
+    elif text is not None:
+        path.write_text(text)
+    for extra in (["--dry-run"], []):  # with or without settings: the file is looked at first
+        assert main(["deploy", str(path), *extra], env={}) == 1
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        assert captured.err == f"faas: {why.format(path=path)}\n"
+
+
 def test_missing_requirements_file_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["deploy", str(ROOT / "examples" / "convert.py"), "--dry-run", "--requirements",
                  str(tmp_path / "nope.txt")], env={}) == 1

@@ -128,14 +128,48 @@ def test_logs_ps_and_async(faas: Faas, tmp_path: Path, executor: StandInExecutor
     faas("deploy", write(tmp_path, "def chatty(n):\n    for i in range(n):\n        print('line', i)\n    return n\n"))
     pid = faas("invoke", "chatty", "3", "--async").out.strip()
     assert len(pid) == 64
-    followed = faas("logs", pid, "-f")  # returns once the process has ended
-    assert followed.code == 0 and followed.out == "line 0\nline 1\nline 2\n"
-    assert faas("logs", pid).out == followed.out
+    followed = faas("logs", pid, "-f")  # returns once the process has ended, then says how
+    assert followed.code == 0 and followed.out == "line 0\nline 1\nline 2\n3\n"
+    assert faas("logs", pid).out == "line 0\nline 1\nline 2\n"  # without -f: the lines only
     done = faas("ps", "--state", "successful", "--json").json()
     assert isinstance(done, list) and pid in [p["processid"] for p in done]
     assert [p["function"] for p in done if p["processid"] == pid] == ["chatty"]
     table = faas("ps")
     assert any(r[0] == pid and r[2] == "successful" for r in rows(table.out))
+
+
+def test_logs_follow_ends_with_the_error_of_a_failed_call(faas: Faas, tmp_path: Path,
+                                                          executor: StandInExecutor) -> None:
+    faas("deploy", write(tmp_path, "def shaky(n):\n    print('trying', n)\n    return {'ok': 1 / n}\n"))
+    failed = faas("invoke", "shaky", "0", "--async").out.strip()
+    ran = faas("logs", failed, "-f")
+    assert ran.code == 1 and ran.out == "trying 0\n"
+    assert f"faas: shaky failed (process {failed}):" in ran.err
+    assert "ZeroDivisionError: division by zero" in ran.err
+    ok = faas("invoke", "shaky", "2", "--async").out.strip()
+    done = faas("logs", ok, "-f")
+    assert done.code == 0 and done.out == 'trying 2\n{\n  "ok": 0.5\n}\n'  # as `faas invoke` prints it
+    assert done.out.removeprefix("trying 2\n") == faas("invoke", "shaky", "2").out
+
+
+def test_invoke_converts_words_by_the_recorded_annotations(faas: Faas, tmp_path: Path,
+                                                           executor: StandInExecutor) -> None:
+    faas("deploy", write(tmp_path, """
+        def show(code: str, x: float, n=1, *, flag: bool = False, tags: list[str] | None = None):
+            return [code, type(code).__name__, x, type(x).__name__, n, flag, tags]
+
+        def plain(code, x):
+            return [code, type(code).__name__, x, type(x).__name__]
+    """))
+    assert json.loads(faas("invoke", "show", "007", "21").out) == ["007", "str", 21.0, "float", 1, False, None]
+    assert json.loads(faas("invoke", "show", "code=007", "x=21", "flag=yes", 'tags=["a"]').out) == [
+        "007", "str", 21.0, "float", 1, True, ["a"]]
+    # No annotations: JSON when valid, else text, as before.
+    assert json.loads(faas("invoke", "plain", "007", "21").out) == ["007", "str", 21, "int"]
+    submitted = faas("ps", "--json").json()
+    bad = faas("invoke", "show", "x", "warm")
+    assert bad.code == 1 and bad.err == "faas: parameter 'x': cannot convert 'warm' to float\n"
+    assert faas("ps", "--json").json() == submitted  # refused before anything was submitted
 
 
 def test_invoke_errors_before_submitting(faas: Faas, tmp_path: Path) -> None:

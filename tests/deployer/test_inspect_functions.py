@@ -145,6 +145,15 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
         load_source_file(tmp_path / "missing.py")
 
 
+def test_a_file_that_is_not_python_source_is_a_clear_error(write_file: Callable[..., Path]) -> None:
+    # Valid Python in a .txt file: importlib has no loader for that name (this was an AssertionError).
+    path = write_file("def f(x):\n    return x\n", "funcs.txt")
+    with pytest.raises(SourceFileError, match=r"^not a Python file: .*funcs.txt \(functions are deployed from a FILE.py\)$"):
+        load_source_file(path)
+    with pytest.raises(SourceFileError, match="^not a file: "):
+        load_source_file(path.parent)
+
+
 def test_syntax_error_names_file_line_and_caret(write_file: Callable[..., Path]) -> None:
     path = write_file("import math\n\ndef convert(celsius)\n    return celsius\n", "broken.py")
     with pytest.raises(SourceFileError) as info:

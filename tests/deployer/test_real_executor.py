@@ -1,5 +1,6 @@
 """Deployed files run by the real FaaS executor (`python -m faas_executor start`, a child process):
-plain, stdlib-importing, helper-using, class-using and closure functions, and a bare tutorial file."""
+plain, stdlib-importing, helper-using, class-using and closure functions, `async def` functions
+and generators, and a bare tutorial file."""
 
 from __future__ import annotations
 
@@ -112,7 +113,8 @@ def test_examples_and_a_bare_tutorial_file_run_on_the_real_executor(
     assert ran.code == 0, f"{ran.err}\nexecutor log:\n{_tail(tmp_path)}"
     assert json.loads(ran.out) == pytest.approx(69.8)
     failed = faas("invoke", "describe", "-300", "--timeout", "60")
-    assert failed.code == 1 and "ValueError: -300 °C is below absolute zero" in failed.err
+    # celsius is annotated float: the word -300 reaches the function as -300.0.
+    assert failed.code == 1 and "ValueError: -300.0 °C is below absolute zero" in failed.err
 
 
 
@@ -149,5 +151,62 @@ def test_logs_follow_a_call_on_the_real_executor(
     followed = faas("logs", pid, "-f")
     assert followed.code == 0, f"{followed.err}\nexecutor log:\n{_tail(tmp_path)}"
     assert [line for line in followed.out.splitlines() if line.startswith("line")] == ["line 0", "line 1", "line 2"]
+    assert followed.out.splitlines()[-1] == "3"  # then the result, as `faas invoke` prints it
     assert any(p["processid"] == pid and p["state"] == "successful"  # type: ignore[index]
                for p in faas("ps", "--json").json())  # type: ignore[union-attr]
+
+
+ASYNC_FILE = '''
+import asyncio
+
+RATE = 9 / 5
+
+
+async def echo(code: str, delay: float = 0.0) -> list:
+    await asyncio.sleep(delay)
+    return [code, delay]
+
+
+async def fahrenheit(celsius: float) -> float:
+    await asyncio.sleep(0)
+    return celsius * RATE + 32
+
+
+async def countdown(n: int):
+    for i in range(n, 0, -1):
+        await asyncio.sleep(0)
+        print("tick", i)
+        yield i
+
+
+async def broken(x: int):
+    await asyncio.sleep(0)
+    raise ValueError(f"broken {x}")
+'''
+
+
+def test_async_functions_deploy_and_run_on_the_real_executor(
+        faas: Faas, tmp_path: Path, real_executor: subprocess.Popen[bytes]) -> None:
+    deployed = faas("deploy", write(tmp_path, ASYNC_FILE, "asyncs.py"), "--json")
+    assert deployed.code == 0, deployed.err
+    assert {d["name"]: d["serializer"] for d in deployed.json()} == {  # type: ignore[union-attr]
+        "echo": "source", "fahrenheit": "cloudpickle", "countdown": "source", "broken": "source"}
+    listing = {f["name"]: f["signature"] for f in faas("ls", "--json").json()}  # type: ignore[union-attr]
+    assert [p["annotation"] for p in listing["echo"]["parameters"]] == ["str", "float"]
+    # The words are converted by the recorded annotations: "007" stays text, "1" becomes 1.0.
+    ran = faas("invoke", "echo", "007", "delay=1", "--timeout", "60")
+    assert ran.code == 0, f"{ran.err}\nexecutor log:\n{_tail(tmp_path)}"
+    code, delay = json.loads(ran.out)
+    assert code == "007" and delay == 1.0 and isinstance(delay, float)
+    ran = faas("invoke", "fahrenheit", "21", "--timeout", "60")
+    assert ran.code == 0 and json.loads(ran.out) == pytest.approx(69.8), ran.err
+    failed = faas("invoke", "broken", "7", "--timeout", "60")
+    assert failed.code == 1 and 'File "<faas:broken>"' in failed.err and 'raise ValueError(f"broken {x}")' in failed.err
+    assert "ValueError: broken 7" in failed.err and "asyncio/" not in failed.err
+    pid = faas("invoke", "countdown", "3", "--async").out.strip()
+    followed = faas("logs", pid, "-f")
+    assert followed.code == 0, f"{followed.err}\nexecutor log:\n{_tail(tmp_path)}"
+    lines = followed.out.splitlines()
+    assert [line for line in lines if line.startswith("tick")] == ["tick 3", "tick 2", "tick 1"]
+    assert json.loads("\n".join(line for line in lines if not line.startswith("tick"))) == [3, 2, 1]
+
