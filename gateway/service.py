@@ -165,7 +165,12 @@ class Gateway:
         except BadRequest as e:
             raise ParameterError(e.message) from None
         if call.query:
-            kwargs.update(convert_query(info, call.query))
+            query = convert_query(info, call.query)
+            both = sorted(set(query) & set(kwargs))
+            if both:  # which one the caller meant is a guess: say so instead of dropping one
+                raise ParameterError(f"parameter{'s' if len(both) > 1 else ''} {', '.join(map(repr, both))} "
+                                     "given both in the query string and in the body")
+            kwargs.update(query)
         return bind(info, args, kwargs)
 
     def spec(self, info: FunctionInfo, args: list[Any], kwargs: dict[str, Any]) -> FuncSpec:

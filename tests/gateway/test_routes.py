@@ -99,6 +99,10 @@ async def test_a_repeated_query_parameter_is_400_naming_it(make_app: Any, deploy
             assert r.status_code == 400 and "parameter 'name' is given 2 times" in r.json()["error"]
             r = await http.post("/async-function/add?a=1&b=2&b=3")
             assert r.status_code == 400 and "parameter 'b' is given 2 times" in r.json()["error"]
+            # Was: the query's value won without a word.
+            r = await http.post("/function/add?a=1", json={"a": 5, "b": 2}, headers=quick)
+            assert r.status_code == 400, r.text
+            assert r.json()["error"] == "parameter 'a' given both in the query string and in the body"
     assert await asyncio.to_thread(runs, deployed, "add") == 0
     assert await asyncio.to_thread(runs, deployed, "greet") == 0
 
