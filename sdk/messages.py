@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .call import Call, as_list, as_model, as_none, as_optional_model, as_raw
@@ -36,6 +36,7 @@ __all__ = [
     "assign",
     "close",
     "close_and_assign",
+    "close_many_and_assign",
     "colony_stats",
     "fail",
     "get_attribute",
@@ -281,6 +282,30 @@ def close_and_assign(processid: str, colony: str, timeout: float, *, output: lis
 def _next_process(payload: Any) -> Process | None:
     process = (payload or {}).get("process")
     return None if process is None else Process.model_validate(process)
+
+
+def close_many_and_assign(closes: Sequence[tuple[str, list[Any] | None, list[str] | None]], colony: str,
+                          timeout: float, count: int, *,
+                          prvkey: str | None = None) -> Call[tuple[list[Process], list[dict[str, Any]]]]:
+    """Protocol extension (our server only, "closeandassign" in versionmsg's extensions): close
+    several processes — each `(processid, output, None)`, or `(processid, None, errors)` to fail
+    it — and assign up to `count` more, in one round trip and one transaction; long-polls up to
+    `timeout` s for one (< 0: one try) when none is waiting. Returns (processes assigned, closes
+    refused as {"processid", "status", "message"}): a refused close does not stop the others."""
+    items: list[dict[str, Any]] = []
+    for pid, output, errors in closes:
+        if errors is None:
+            items.append({"processid": pid, "successful": True, "out": list(output or [])})
+        else:
+            items.append({"processid": pid, "successful": False, "errors": [str(e) for e in errors]})
+    return Call(_msg("closeandassignmsg", closes=items, colonyname=colony, timeout=timeout, count=count),
+                _assigned_and_refused, prvkey)
+
+
+def _assigned_and_refused(payload: Any) -> tuple[list[Process], list[dict[str, Any]]]:
+    payload = payload or {}
+    return ([Process.model_validate(p) for p in payload.get("processes") or ()],
+            [r for r in payload.get("refused") or () if isinstance(r, dict)])
 
 
 def set_output(processid: str, output: list[Any], *, prvkey: str | None = None) -> Call[None]:

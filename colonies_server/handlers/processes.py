@@ -190,11 +190,18 @@ async def _long_poll(rt: Runtime, signer: str, colony: str, e: dict[str, Any], t
                 hub.unpark(waiter)
 
 
+MAX_CLOSES = 1000
+MAX_COUNT = 100
+
+
 @rpc("closeandassignmsg")
 async def close_and_assign(rt: Runtime, signer: str, msg: dict[str, Any]) -> Any:
     """Extension: close (or fail) the signer's process, then assign it the next one; one round trip
     and, when a process is waiting, one transaction instead of two. Reply {"process": p | null};
-    a refused close is the close's own error, and nothing is assigned then."""
+    a refused close is the close's own error, and nothing is assigned then. With "closes" (a list
+    of closes) and "count", see _close_many_and_assign."""
+    if "closes" in msg:
+        return await _close_many_and_assign(rt, signer, msg)
     pid = get_str(msg, "processid")
     successful = msg.get("successful")
     if not isinstance(successful, bool):
@@ -213,6 +220,63 @@ async def close_and_assign(rt: Runtime, signer: str, msg: dict[str, Any]) -> Any
         return lifecycle.assign_next(tx, colony=colony, executor=e, now_ns=now)
     p = await _long_poll(rt, signer, colony, e, timeout, first)
     return {"process": render(p) if p is not None else None}
+
+
+def _closes(msg: dict[str, Any]) -> list[tuple[str, bool, list[Any]]]:
+    """The "closes" of a batched closeandassignmsg: (processid, successful, out or errors)."""
+    raw = msg.get("closes")
+    if not isinstance(raw, list) or len(raw) > MAX_CLOSES:
+        raise RPCError(400, f"Failed to close and assign, closes must be a list of at most {MAX_CLOSES} closes")
+    out: list[tuple[str, bool, list[Any]]] = []
+    for c in raw:
+        if not isinstance(c, dict):
+            raise RPCError(400, "Failed to close and assign, every one of closes must be an object")
+        successful = c.get("successful")
+        if not isinstance(successful, bool):
+            raise RPCError(400, "Failed to close and assign, successful must be true or false")
+        out.append((get_str(c, "processid"), successful, get_list(c, "out") if successful else _error_texts(c)))
+    return out
+
+
+async def _close_many_and_assign(rt: Runtime, signer: str, msg: dict[str, Any]) -> Any:
+    """Extension, batched: close (or fail) each of "closes", then assign up to "count" processes,
+    in one transaction; long-polls for one (up to `timeout`) only when none was waiting. A close
+    that is refused is reported in "refused" ({"processid", "status", "message"}) and the others,
+    and the assignment, go on. Reply {"processes": [...], "refused": [...]}. An executor with
+    several calls finished and room for more sends one message for all of them."""
+    closes = _closes(msg)
+    count = get_int(msg, "count", 1)
+    if not 0 <= count <= MAX_COUNT:
+        raise RPCError(400, f"Failed to close and assign, count must be 0 to {MAX_COUNT}")
+    colony = get_str(msg, "colonyname")
+    timeout = min(get_num(msg, "timeout", -1.0), rt.settings.max_assign_timeout)
+    e = await rt.store.read(lambda tx: _assigning_executor(tx, colony, signer))
+    now = rt.now_ns()
+    refused: list[dict[str, Any]] = []
+
+    def first(tx: Any) -> Any:
+        refused.clear()  # (the write runs once; cleared in case a store ever retries it)
+        for pid, successful, data in closes:
+            try:  # every check comes before the close writes anything (_close_successful/_failed)
+                if successful:
+                    _close_successful(tx, pid, signer, data, now)
+                else:
+                    _close_failed(tx, pid, signer, data, now)
+            except RPCError as err:
+                refused.append({"processid": pid, "status": err.status, "message": err.message})
+        got: list[dict[str, Any]] = []
+        while len(got) < count:
+            p = lifecycle.assign_next(tx, colony=colony, executor=e, now_ns=now)
+            if p is None:
+                break
+            got.append(p)
+        return got or None
+    if count == 0 or timeout == 0:
+        got = await rt.store.write(first)
+    else:
+        got = await _long_poll(rt, signer, colony, e, timeout, first)
+    procs = [] if got is None else got if isinstance(got, list) else [got]
+    return {"processes": [render(p) for p in procs], "refused": refused}
 
 
 @rpc("getprocessmsg")

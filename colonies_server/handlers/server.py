@@ -12,7 +12,8 @@ from ..runtime import Runtime
 __all__: list[str] = []
 
 
-EXTENSIONS = ("closeandassign", "idempotencykey", "leases", "submitandsubscribe", "submitbatch")
+EXTENSIONS = ("closeandassign", "closeandassignbatch", "idempotencykey", "leases", "submitandsubscribe",
+              "submitbatch")
 """What this server adds to the protocol (docs/SERVER.md), named in versionmsg's reply so a client
 uses a newer one only where the server has it (an older colonyfaas server names none)."""
 

@@ -113,3 +113,93 @@ def test_a_disconnected_close_and_assign_takes_no_work(rpc: Rpc, module_server: 
     taken = rpc.assign(colony.name, alive.prvkey, timeout=5)
     assert taken.status == 200 and taken.payload["processid"] == process["processid"], taken.describe()
 
+
+
+def _batch(closes: list[dict[str, Any]], colony: str, count: int = 1, timeout: float = -1) -> dict[str, Any]:
+    return {"msgtype": "closeandassignmsg", "closes": closes, "count": count, "colonyname": colony,
+            "timeout": timeout}
+
+
+def test_a_batch_closes_several_and_assigns_up_to_count_in_queue_order(rpc: Rpc) -> None:
+    """The batched form (extension "closeandassignbatch"): an executor with several calls done
+    closes them all and takes as many new ones in one message."""
+    colony = rpc.add_colony()
+    user, exe = rpc.add_user(colony), rpc.add_executor(colony)
+    pids = [rpc.submit(colony.name, user.prvkey)["processid"] for _ in range(6)]
+    first = rpc.ok(_batch([], colony.name, count=2), exe.prvkey)
+    assert [p["processid"] for p in first["processes"]] == pids[:2] and first["refused"] == []
+    closes = [{"processid": pids[0], "successful": True, "out": [0]},
+              {"processid": pids[1], "successful": False, "errors": ["broke"]}]
+    second = rpc.ok(_batch(closes, colony.name, count=3), exe.prvkey)
+    assert [p["processid"] for p in second["processes"]] == pids[2:5]
+    assert all(p["state"] == 1 and p["assignedexecutorid"] == exe.id for p in second["processes"])
+    assert rpc.get_process(pids[0], user.prvkey)["out"] == [0]
+    assert rpc.get_process(pids[1], user.prvkey)["errors"] == ["broke"]
+    # More wanted than waiting: what there is; count 0 only closes.
+    third = rpc.ok(_batch([{"processid": p, "successful": True, "out": [1]} for p in pids[2:5]], colony.name,
+                          count=5), exe.prvkey)
+    assert [p["processid"] for p in third["processes"]] == pids[5:]
+    last = rpc.ok(_batch([{"processid": pids[5], "successful": True, "out": [5]}], colony.name, count=0),
+                  exe.prvkey)
+    assert last == {"processes": [], "refused": []}
+    assert [rpc.get_process(p, user.prvkey)["state"] for p in pids] == [2, 3, 2, 2, 2, 2]
+
+
+def test_a_refused_close_in_a_batch_is_reported_and_the_rest_go_on(rpc: Rpc) -> None:
+    colony = rpc.add_colony()
+    user, exe, other = rpc.add_user(colony), rpc.add_executor(colony), rpc.add_executor(colony)
+    mine = rpc.submit(colony.name, user.prvkey)["processid"]
+    theirs = rpc.submit(colony.name, user.prvkey)["processid"]
+    assert rpc.assign(colony.name, exe.prvkey).payload["processid"] == mine
+    assert rpc.assign(colony.name, other.prvkey).payload["processid"] == theirs
+    waiting = rpc.submit(colony.name, user.prvkey)["processid"]
+    closes = [{"processid": theirs, "successful": True, "out": []}, {"processid": mine, "successful": True, "out": [7]},
+              {"processid": "f" * 64, "successful": True, "out": []}]
+    got = rpc.ok(_batch(closes, colony.name, count=1), exe.prvkey)
+    assert [p["processid"] for p in got["processes"]] == [waiting]
+    assert [(r["processid"], r["status"]) for r in got["refused"]] == [(theirs, 403), ("f" * 64, 500)]
+    assert "assigned to another executor" in got["refused"][0]["message"]
+    assert rpc.get_process(mine, user.prvkey)["out"] == [7]
+    assert rpc.get_process(theirs, user.prvkey)["state"] == 1  # still the other executor's
+
+
+def test_a_batch_long_polls_only_when_nothing_waits(rpc: Rpc) -> None:
+    colony = rpc.add_colony()
+    user, exe = rpc.add_user(colony), rpc.add_executor(colony)
+    pid = rpc.submit(colony.name, user.prvkey)["processid"]
+    rpc.assign(colony.name, exe.prvkey)
+    got: dict[str, Any] = {}
+
+    def parked() -> None:
+        own = Rpc(rpc.handle)
+        try:
+            got.update(own.ok(_batch([{"processid": pid, "successful": True, "out": [1]}], colony.name, 4, 20),
+                              exe.prvkey))
+        finally:
+            own.close()
+
+    t = threading.Thread(target=parked, daemon=True)
+    t.start()
+    deadline = time.monotonic() + 10
+    while rpc.get_process(pid, user.prvkey)["state"] != 2:  # closed before it parks
+        assert time.monotonic() < deadline, "the close did not land while the call was parked"
+        time.sleep(0.02)
+    woken = rpc.submit(colony.name, user.prvkey)
+    t.join(15)
+    assert [p["processid"] for p in got["processes"]] == [woken["processid"]]
+
+
+def test_bad_batches_are_400_and_only_executors_may_send_them(rpc: Rpc) -> None:
+    colony = rpc.add_colony()
+    user, exe = rpc.add_user(colony), rpc.add_executor(colony)
+    pid = rpc.submit(colony.name, user.prvkey)["processid"]
+    rpc.assign(colony.name, exe.prvkey)
+    for closes, count, text in (("x", 1, "closes must be a list"), ([{}] * 1001, 1, "closes must be a list"),
+                                ([1], 1, "must be an object"), ([{"processid": pid}], 1, "successful must be"),
+                                ([{"processid": pid, "successful": True, "out": "x"}], 1, "out"),
+                                ([], -1, "count must be"), ([], 101, "count must be")):
+        reply = rpc.call(_batch(closes, colony.name, count), exe.prvkey)  # type: ignore[arg-type]
+        assert reply.status == 400 and text in reply.message, (closes, reply.describe())
+    user_reply = rpc.call(_batch([{"processid": pid, "successful": True, "out": []}], colony.name), user.prvkey)
+    assert user_reply.status == 500 and "executor not found" in user_reply.message
+    assert rpc.get_process(pid, user.prvkey)["state"] == 1  # none of them closed it
