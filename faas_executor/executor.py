@@ -38,6 +38,7 @@ from .bundle import Bundle, BundleError
 from .cache import BundleCache, ChecksumMismatch
 from .call import TUTORIAL_FUNCNAME, CallError, call_from_spec, call_timeout
 from .config import ExecutorSettings, default_state_dir
+from .courier import Courier, Ticket
 from .handle import Outcome, Reason
 from .pool import WorkerPool
 from .requirements import RequirementsInstaller
@@ -50,6 +51,10 @@ MAX_NESTING = 8
 RETRY_OUTAGE_S = 120.0
 SHORT_CALL_S = 0.1
 """Prefetch (ExecutorSettings.prefetch) takes calls beyond the workers only while calls end within this."""
+COURIER_LINGER_S = 0.002
+"""How long the courier waits for more closes to share a message (see courier.py)."""
+BATCH_EXTENSION = "closeandassignbatch"
+"""The server's name (versionmsg "extensions") for the batched closeandassignmsg the courier sends."""
 
 
 class FunctionNotDeployed(LookupError):
@@ -99,6 +104,7 @@ class Executor:
         self._retry_wait = threading.Event()
         self._newest: dict[str, str] = {}  # name -> checksum of the newest revision the server named
         self._close_and_assign = True  # until the server says it has no closeandassignmsg
+        self._courier: Courier | None = None  # when the server takes batched closes (start_courier)
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -123,8 +129,10 @@ class Executor:
             self.registered = True
         if s.register_functions:
             self._register_functions()
-        log.info("executor %s (%s, type %s) ready in colony %s, concurrency %d, prefetch %d",
-                 s.executorname, self.executorid[:12], s.executortype, s.colonyname, s.concurrency, s.prefetch)
+        self.start_courier()
+        log.info("executor %s (%s, type %s) ready in colony %s, concurrency %d, prefetch %d%s",
+                 s.executorname, self.executorid[:12], s.executortype, s.colonyname, s.concurrency, s.prefetch,
+                 ", closes batched under load" if self._courier is not None else "")
         log.info("%s", self.pool.describe())
         exposed = self.pool.exposure()
         if exposed:
@@ -142,6 +150,33 @@ class Executor:
                 self.client.add_function(s.colonyname, s.executorname, name, prvkey=self.prvkey)
             except ColoniesError as e:  # optional: assignment does not depend on it
                 log.debug("add_function %s: %s", name, e)
+
+    @property
+    def courier(self) -> Courier | None:
+        """The courier batching closes under load (None: one message per call; see start_courier)."""
+        return self._courier
+
+    def start_courier(self) -> None:
+        """Under load, batch closes (courier.py) when the server names the batched closeandassignmsg
+        among its extensions and prefetch is on (only then do several calls end back to back)."""
+        if self._courier is not None or self.settings.prefetch < 1:
+            return
+        try:
+            version = self.client.version()
+        except ColoniesError as e:
+            log.info("server version unknown (%s): one message per call", e)
+            return
+        extensions = version.get("extensions") if isinstance(version, dict) else None
+        if isinstance(extensions, list) and BATCH_EXTENSION in extensions:
+            self._courier = Courier(self._send_closes, batch=self.settings.concurrency + self.settings.prefetch,
+                                    linger=COURIER_LINGER_S)
+            self._courier.start()
+
+    def _send_closes(self, tickets: list[Ticket], count: int) -> tuple[list[Process], list[dict[str, Any]]]:
+        closes = [(t.processid, [t.outcome.value], None) if t.outcome.ok else (t.processid, None, [t.outcome.error])
+                  for t in tickets]
+        return self.rpc.send(messages.close_many_and_assign(closes, self.settings.colonyname, -1, count,
+                                                            prvkey=self.prvkey))
 
     def request_stop(self) -> None:
         """Graceful drain: take no new work, finish what is running. Safe from a signal handler."""
@@ -181,6 +216,9 @@ class Executor:
 
     def shutdown(self) -> None:
         """Stop workers; unregister the executor if this process registered it."""
+        if self._courier is not None:
+            self._courier.close()
+            self._courier = None
         self.pool.close()
         self.rpc.close()
         if self.registered and self.settings.unregister_on_exit:
@@ -237,7 +275,10 @@ class Executor:
             outcome = self._run(process)
             took = time.monotonic() - started  # the call's own time, not the next long-poll's
             take_next = not self.stopping.is_set() and (not prefetcher or self._prefetch_ok(own=1))
-            nxt = self._finish(pid, outcome, take_next=take_next, timeout=wait)
+            if take_next and self._courier is not None and self._prefetch_ok(own=1):
+                nxt = self._via_courier(pid, outcome)  # saturated: one message for several calls
+            else:
+                nxt = self._finish(pid, outcome, take_next=take_next, timeout=wait)
             # A line per successful call at a thousand calls a second is noise, and formatting and
             # writing it cost ~5 % of the executor's CPU: successes at DEBUG, anything else at INFO.
             log.log(logging.DEBUG if outcome.ok else logging.INFO, "process %s %s %s in %.3f s", pid[:12],
@@ -361,6 +402,17 @@ class Executor:
         except ColoniesError as e:  # e.g. re-assigned after maxexectime: the server decides
             log.warning("closing process %s failed: %s", pid[:12], e)
         return None
+
+    def _via_courier(self, pid: str, outcome: Outcome) -> Process | None:
+        """Close through the courier and take the next process it brings (None: none was waiting,
+        and the loop then long-polls on its own)."""
+        assert self._courier is not None
+        ticket = Ticket(pid, outcome)
+        self._courier.post(ticket)
+        ticket.done.wait()
+        if ticket.failed:  # whether the close landed is unknown: the plain close, retried, settles it
+            return self._finish(pid, outcome)
+        return ticket.process
 
     def _riding_out_outages(self, fn: Callable[[], T], what: str) -> T:
         """fn(), retried with backoff for up to RETRY_OUTAGE_S while the server is unreachable.

@@ -353,6 +353,22 @@ def test_prefetch_holds_the_next_call_while_calls_are_short(server: ServerHandle
         assert executor.calls == 60
 
 
+def test_under_load_several_calls_share_a_message_to_the_server(server: ServerHandle, s3_server: S3Server,
+                                                                tmp_path: Path) -> None:
+    """The courier (courier.py): with the workers busy on short calls, finished calls are closed
+    several to a message that also takes as many new ones; every result still arrives, once."""
+    with one_worker_executors(server, s3_server, tmp_path, 1, prefetch=4) as (client, (executor,)):
+        stack = Stack(client, executor, threading.current_thread())
+        # Calls of well under the courier's linger (2 ms): several end while one message is out.
+        stack.deploy("tick", "def tick(n):\n    return n\n")
+        pids = [stack.submit("tick", n) for n in range(120)]
+        assert [stack.result(p) for p in pids] == [(ProcessState.SUCCESS, [n], []) for n in range(120)]
+        assert executor.calls == 120
+        assert executor.courier is not None  # our server names "closeandassignbatch"
+        assert executor.courier.tickets > executor.courier.messages > 0, (
+            executor.courier.tickets, executor.courier.messages)
+
+
 def test_prefetch_takes_nothing_while_calls_are_long(server: ServerHandle, s3_server: S3Server,
                                                      tmp_path: Path) -> None:
     # Two executors of one worker; calls of 0.4 s. A prefetched call would wait behind a running
