@@ -23,9 +23,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     start = sub.add_parser("start", help="register (or reuse) an executor and serve calls until SIGTERM")
     start.add_argument("--concurrency", type=int, default=2, help="calls run at once (= warm worker slots)")
-    start.add_argument("--prefetch", type=int, default=2,
+    start.add_argument("--prefetch", type=int, default=6,
                        help="calls taken beyond --concurrency while calls are short (< 0.1 s), so a worker "
-                            "that frees finds its next call waiting; 0 takes a call only for a free worker")
+                            "that frees finds its next call waiting, and closed several to a message; 0 takes "
+                            "a call only for a free worker")
     start.add_argument("--name", help="executor name (default: COLONIES_EXECUTOR_NAME, else a unique one)")
     start.add_argument("--type", default=None, help=f"executor type (default: {DEFAULT_TYPE})")
     start.add_argument("--timeout", type=float, default=600.0,

@@ -168,8 +168,9 @@ class Executor:
             return
         extensions = version.get("extensions") if isinstance(version, dict) else None
         if isinstance(extensions, list) and BATCH_EXTENSION in extensions:
-            self._courier = Courier(self._send_closes, batch=self.settings.concurrency + self.settings.prefetch,
-                                    linger=COURIER_LINGER_S)
+            # At most `prefetch` closes a message: the loops still holding a call then keep the
+            # workers busy while the message is out (with every loop in it, they would sit idle).
+            self._courier = Courier(self._send_closes, batch=self.settings.prefetch, linger=COURIER_LINGER_S)
             self._courier.start()
 
     def _send_closes(self, tickets: list[Ticket], count: int) -> tuple[list[Process], list[dict[str, Any]]]:
@@ -218,6 +219,9 @@ class Executor:
         """Stop workers; unregister the executor if this process registered it."""
         if self._courier is not None:
             self._courier.close()
+            log.info("the courier closed %d calls in %d messages, %.1f a message (under load)",
+                     self._courier.tickets, self._courier.messages,
+                     self._courier.tickets / max(1, self._courier.messages))
             self._courier = None
         self.pool.close()
         self.rpc.close()
