@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -57,10 +58,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     gc.collect()
     gc.freeze()
     gc.set_threshold(14_000, 20, 20)
+    served = {"host": args.host, "port": args.port, "log_level": args.log_level, "access_log": False,
+              "http": GatewayHttpProtocol, "timeout_keep_alive": max(1, math.ceil(settings.keepalive))}
     if args.workers > 1:
-        uvicorn.run("gateway.cli:app_from_env", factory=True, host=args.host, port=args.port,
-                    workers=args.workers, log_level=args.log_level, access_log=False, http=GatewayHttpProtocol)
+        uvicorn.run("gateway.cli:app_from_env", factory=True, workers=args.workers, **served)
     else:
-        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level,
-                    access_log=False, http=GatewayHttpProtocol)
+        uvicorn.run(create_app(settings), **served)
     return 0

@@ -58,6 +58,10 @@ class Settings:
     cache_ttl: float = 2.0
     # Timeout of one RPC to the Colonies server.
     rpc_timeout: float = 10.0
+    # How long an idle client connection is kept open. Longer than the clients' and load balancers'
+    # own idle timeouts (httpx 5 s, AWS ALB 60 s), so that they close first: at uvicorn's 5 s, equal
+    # to httpx's, a client reusing a connection just as the gateway closed it got a ReadError.
+    keepalive: float = 75.0
     # How long GET /healthz waits for the server's answer before it is a 503: a probe must learn of
     # a server that accepts connections but never answers long before rpc_timeout.
     health_timeout: float = 2.0
@@ -128,6 +132,7 @@ class Settings:
             default_exec_timeout=_int(env, "FAAS_GATEWAY_EXEC_TIMEOUT", 60),
             cache_ttl=_float(env, "FAAS_GATEWAY_CACHE_TTL", 2.0),
             rpc_timeout=_float(env, "FAAS_GATEWAY_RPC_TIMEOUT", 10.0),
+            keepalive=_float(env, "FAAS_GATEWAY_KEEPALIVE", 75.0),
             health_timeout=_float(env, "FAAS_GATEWAY_HEALTH_TIMEOUT", 2.0),
             rpc_connections=_int(env, "FAAS_GATEWAY_RPC_CONNECTIONS", 8),
             submit_retry=_float(env, "FAAS_GATEWAY_SUBMIT_RETRY", 5.0),
@@ -142,7 +147,8 @@ class Settings:
         return cls(**values)  # type: ignore[arg-type]
 
     def __post_init__(self) -> None:
-        for name in ("timeout", "max_timeout", "rpc_timeout", "health_timeout", "callback_wait", "callback_timeout"):
+        for name in ("timeout", "max_timeout", "rpc_timeout", "health_timeout", "keepalive", "callback_wait",
+                     "callback_timeout"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be a positive number of seconds")
         if self.timeout > self.max_timeout:

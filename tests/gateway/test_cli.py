@@ -64,3 +64,45 @@ def test_start_serves_health_against_a_real_server(server: ServerHandle) -> None
     # uvicorn shuts down cleanly, then re-raises the captured SIGTERM (so -15 is a clean stop).
     assert proc.returncode in (0, -signal.SIGTERM), out.decode()
     assert b"Traceback" not in out, out.decode()
+
+
+def test_an_idle_connection_stays_open_for_the_keepalive_time(server: ServerHandle) -> None:
+    """FAAS_GATEWAY_KEEPALIVE reaches uvicorn: idle within it the connection serves the next
+    request; past it the gateway closes it. (The default, 75 s, outlasts clients' own idle
+    expiry, so they close first; at 5 s, equal to httpx's, a reused connection could be closed
+    under a request.)"""
+    import socket
+    import time
+
+    port = free_port()
+    env = dict(os.environ, COLONIES_SERVER_HOST=server.host, COLONIES_SERVER_PORT=str(server.port),
+               COLONIES_COLONY_NAME=DEV_COLONY, COLONIES_PRVKEY=DEV_PRVKEY, FAAS_GATEWAY_KEEPALIVE="2")
+    proc = subprocess.Popen([sys.executable, "-m", "gateway", "start", "--port", str(port), "--log-level", "warning"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    request = b"GET /healthz HTTP/1.1\r\nhost: gateway\r\n\r\n"
+
+    def answer(s: socket.socket) -> bytes:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += s.recv(4096)
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+        while len(body) < length:
+            body += s.recv(4096)
+        return head.split(b"\r\n")[0]
+
+    try:
+        wait_port(port, timeout=30)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(request)
+            assert answer(s) == b"HTTP/1.1 200 OK"
+            time.sleep(1.0)  # idle, within the keep-alive time
+            s.sendall(request)
+            assert answer(s) == b"HTTP/1.1 200 OK"
+            idle = time.monotonic()
+            s.settimeout(4)  # uvicorn's own default (5 s) would not have closed it yet
+            assert s.recv(1) == b""  # then the gateway closes it
+            assert time.monotonic() - idle > 1.5
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.communicate(timeout=15)

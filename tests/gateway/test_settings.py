@@ -22,6 +22,7 @@ def test_from_env_reads_colonies_and_gateway_variables(tmp_path: Path) -> None:
     assert s.timeout == 5.0 and s.s3.configured
     assert s.health_timeout == 2.0  # the default
     assert Settings.from_env({**ENV, "FAAS_GATEWAY_HEALTH_TIMEOUT": "0.5"}).health_timeout == 0.5
+    assert s.keepalive == 75.0 and Settings.from_env({**ENV, "FAAS_GATEWAY_KEEPALIVE": "30"}).keepalive == 30.0
     assert s.pubsub_url == "wss://srv:1234/pubsub"
     assert "ab" * 32 not in repr(s)
 
@@ -43,6 +44,7 @@ def test_the_local_directory_store_is_used_without_s3(tmp_path: Path) -> None:
     ({**ENV, "FAAS_GATEWAY_TIMEOUT": "0"}, "timeout must be a positive"),
     ({**ENV, "FAAS_GATEWAY_HEALTH_TIMEOUT": "0"}, "health_timeout must be a positive"),
     ({**ENV, "FAAS_GATEWAY_HEALTH_TIMEOUT": "soon"}, "FAAS_GATEWAY_HEALTH_TIMEOUT='soon' is not a number"),
+    ({**ENV, "FAAS_GATEWAY_KEEPALIVE": "0"}, "keepalive must be a positive"),
     ({**ENV, "FAAS_GATEWAY_API_KEYS_FILE": "/nonexistent/keys"}, "cannot read"),
 ])
 def test_bad_values_are_named(env: dict[str, str], message: str) -> None:
