@@ -297,7 +297,11 @@ class Executor:
         with self._held_changed:
             self._held += delta
             self.held_peak = max(self.held_peak, self._held)
-            self._held_changed.notify_all()
+            # Only prefetchers wait here, for the loops to hold a call per worker: wake them when
+            # that can have become true. (At low load a notify per change woke every prefetcher
+            # twice a call, and they took turns at the GIL while the call's own thread needed it.)
+            if self._held >= self.settings.concurrency:
+                self._held_changed.notify_all()
 
     def _prefetch_ok(self, own: int = 0) -> bool:
         """Whether a prefetcher holding `own` processes should take one more: only while the other
