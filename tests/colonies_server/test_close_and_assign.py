@@ -76,12 +76,23 @@ def test_it_long_polls_and_a_submit_wakes_it(rpc: Rpc) -> None:
     user, exe = rpc.add_user(colony), rpc.add_executor(colony)
     pid = rpc.submit(colony.name, user.prvkey)["processid"]
     rpc.assign(colony.name, exe.prvkey)
+    t, got = _parked(rpc, _merged(pid, colony.name, 20), exe.prvkey, pid, user.prvkey)
+    assert t.is_alive()
+    woken = rpc.submit(colony.name, user.prvkey)
+    t.join(15)
+    assert got["process"]["processid"] == woken["processid"]
+
+
+def _parked(rpc: Rpc, msg: dict[str, Any], prvkey: str, closed: str,
+            reader: str) -> tuple[threading.Thread, dict[str, Any]]:
+    """Send `msg` (a close that long-polls) from a thread; returns once the close of `closed` has
+    landed, with the thread (still parked) and the dict its reply will fill."""
     got: dict[str, Any] = {}
 
     def parked() -> None:
         own = Rpc(rpc.handle)  # httpx clients are not shared between threads
         try:
-            got.update(own.ok(_merged(pid, colony.name, 20), exe.prvkey))
+            got.update(own.ok(msg, prvkey))
         finally:
             own.close()
 
@@ -89,13 +100,10 @@ def test_it_long_polls_and_a_submit_wakes_it(rpc: Rpc) -> None:
     t.start()
     # The close is committed before the call parks.
     deadline = time.monotonic() + 10
-    while rpc.get_process(pid, user.prvkey)["state"] != 2:
+    while rpc.get_process(closed, reader)["state"] != 2:
         assert time.monotonic() < deadline, "the close did not land while the call was parked"
         time.sleep(0.02)
-    assert t.is_alive()
-    woken = rpc.submit(colony.name, user.prvkey)
-    t.join(15)
-    assert got["process"]["processid"] == woken["processid"]
+    return t, got
 
 
 def test_a_disconnected_close_and_assign_takes_no_work(rpc: Rpc, module_server: ServerHandle) -> None:
@@ -168,22 +176,9 @@ def test_a_batch_long_polls_only_when_nothing_waits(rpc: Rpc) -> None:
     user, exe = rpc.add_user(colony), rpc.add_executor(colony)
     pid = rpc.submit(colony.name, user.prvkey)["processid"]
     rpc.assign(colony.name, exe.prvkey)
-    got: dict[str, Any] = {}
-
-    def parked() -> None:
-        own = Rpc(rpc.handle)
-        try:
-            got.update(own.ok(_batch([{"processid": pid, "successful": True, "out": [1]}], colony.name, 4, 20),
-                              exe.prvkey))
-        finally:
-            own.close()
-
-    t = threading.Thread(target=parked, daemon=True)
-    t.start()
-    deadline = time.monotonic() + 10
-    while rpc.get_process(pid, user.prvkey)["state"] != 2:  # closed before it parks
-        assert time.monotonic() < deadline, "the close did not land while the call was parked"
-        time.sleep(0.02)
+    t, got = _parked(rpc, _batch([{"processid": pid, "successful": True, "out": [1]}], colony.name, 4, 20),
+                     exe.prvkey, pid, user.prvkey)
+    assert t.is_alive()
     woken = rpc.submit(colony.name, user.prvkey)
     t.join(15)
     assert [p["processid"] for p in got["processes"]] == [woken["processid"]]
