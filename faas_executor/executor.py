@@ -279,8 +279,9 @@ class Executor:
             outcome = self._run(process)
             took = time.monotonic() - started  # the call's own time, not the next long-poll's
             take_next = not self.stopping.is_set() and (not prefetcher or self._prefetch_ok(own=1))
-            if take_next and self._courier is not None and self._prefetch_ok(own=1):
-                nxt = self._via_courier(pid, outcome)  # saturated: one message for several calls
+            courier = self._courier
+            if take_next and courier is not None and self._prefetch_ok(own=1):
+                nxt = self._via_courier(courier, pid, outcome)  # saturated: one message for several calls
             else:
                 nxt = self._finish(pid, outcome, take_next=take_next, timeout=wait)
             # A line per successful call at a thousand calls a second is noise, and formatting and
@@ -411,12 +412,14 @@ class Executor:
             log.warning("closing process %s failed: %s", pid[:12], e)
         return None
 
-    def _via_courier(self, pid: str, outcome: Outcome) -> Process | None:
+    def _via_courier(self, courier: Courier, pid: str, outcome: Outcome) -> Process | None:
         """Close through the courier and take the next process it brings (None: none was waiting,
         and the loop then long-polls on its own)."""
-        assert self._courier is not None
         ticket = Ticket(pid, outcome)
-        self._courier.post(ticket)
+        try:
+            courier.post(ticket)
+        except RuntimeError:  # closed meanwhile (shutdown): close it on our own
+            return self._finish(pid, outcome)
         ticket.done.wait()
         if ticket.failed:  # whether the close landed is unknown: the plain close, retried, settles it
             return self._finish(pid, outcome)
