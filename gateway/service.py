@@ -309,7 +309,15 @@ class Gateway:
             except ColoniesError as e:
                 raise from_colonies(e, f"submitting {info.name}") from None
             log.info("submitted %s process %s", info.name, pid)
-            return pid, process if process is not None else await self._final_or_none(pid)
+            if process is not None:
+                return pid, process
+            try:
+                return pid, await self._final_or_none(pid)
+            except NotFound:
+                # Not stored: the frame never reached the server, nor its resubmission on a new
+                # socket within the wait (a batched call has no acknowledgement to wait for).
+                raise ServerUnavailable(f"the server did not receive the call of {info.name}; it did not run "
+                                        "and can be sent again") from None
         pid, reused = await self.submit(call)
         return pid, await self.wait(pid, timeout, reused)
 

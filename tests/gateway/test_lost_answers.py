@@ -26,10 +26,11 @@ class AnswerDropper:
     first `ws` websockets the first frame after the handshake reaches the server, then the socket
     is closed without anything the server sent after it."""
 
-    def __init__(self, target: ServerHandle, http: int = 0, ws: int = 0) -> None:
+    def __init__(self, target: ServerHandle, http: int = 0, ws: int = 0, swallow: int = 0) -> None:
         self.target = target
         self.http_left, self.ws_left = http, ws
-        self.submits = self.dropped = 0
+        self.swallow_left = swallow  # websockets whose frames after the handshake never arrive
+        self.submits = self.dropped = self.swallowed = 0
         self._server: asyncio.Server | None = None
         self._conns: set[asyncio.Task[Any]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
@@ -66,8 +67,15 @@ class AnswerDropper:
 
         async def upstream() -> None:
             nonlocal websocket, drop_after_next
+            swallowing = False
             while data := await cr.read(65536):
-                if b"upgrade: websocket" in data.lower() and self.ws_left > 0:
+                if swallowing:  # the socket stays open; what the client sends never arrives
+                    self.swallowed += 1
+                    continue
+                if b"upgrade: websocket" in data.lower() and self.swallow_left > 0:
+                    self.swallow_left -= 1
+                    swallowing = True
+                elif b"upgrade: websocket" in data.lower() and self.ws_left > 0:
                     self.ws_left -= 1
                     websocket = True
                 elif websocket:
@@ -133,6 +141,22 @@ async def test_a_call_whose_submission_answer_is_lost_runs_once(
     if drop == "http":
         assert proxy.submits == 2  # the resend, which found the first one's process
     assert runs(deployed, "echo") == 1
+
+
+async def test_a_call_the_server_never_received_is_a_503_not_a_404(
+        server: ServerHandle, settings: Settings, deployed: Any, executor: RealExecutor) -> None:
+    """A batched socket submission has no acknowledgement: when its frame never arrives (and the
+    socket stays open), the deadline's get_process finds nothing. That is "not received, not run:
+    send it again" (503), not "no such process" (404)."""
+    proxy = await AnswerDropper(server, swallow=1).start()
+    try:
+        async with gateway_via(proxy, settings) as http:
+            r = await http.post("/function/echo", json={"token": "never"}, headers={"X-Timeout": "1"})
+    finally:
+        await proxy.close()
+    assert r.status_code == 503 and "did not receive the call of echo" in r.json()["error"], r.text
+    assert proxy.swallowed >= 1
+    assert runs(deployed, "echo") == 0
 
 
 async def test_without_resends_a_lost_answer_is_a_503_that_a_keyed_retry_answers(
