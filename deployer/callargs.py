@@ -67,10 +67,6 @@ def split_call_words(words: Sequence[str]) -> CallWords:
     return CallWords(tuple(args), kwargs)
 
 
-def _loads(text: str) -> Any:
-    return json.loads(text)
-
-
 def convert_value(name: str, text: str, annotation: str | None) -> Any:
     """One word for parameter `name`: by its annotation when it is one of the simple types
     (`str`, `int`, `float`, `bool`, lists, dicts, each optionally `| None`), else `parse_value`.
@@ -79,7 +75,7 @@ def convert_value(name: str, text: str, annotation: str | None) -> Any:
     and `GET /function/f?x=007` make the same call.
     """
     try:
-        return convert_text(name, text, annotation, _loads)
+        return convert_text(name, text, annotation, json.loads)
     except ConversionError as e:
         raise DeployerError(str(e)) from None
 

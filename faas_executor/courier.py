@@ -33,18 +33,17 @@ log = logging.getLogger(__name__)
 
 @dataclass(eq=False)
 class Ticket:
-    """A finished call to close and, with `want_next`, a loop waiting for its next process."""
+    """A finished call to close, and the loop that waits for its next process."""
 
     processid: str
     outcome: Outcome
-    want_next: bool = True
     process: Process | None = None  # the next process, when the reply had one for this ticket
     failed: bool = False  # the message did not get through: whether the close landed is unknown
     done: threading.Event = field(default_factory=threading.Event)
 
 
-Send = Callable[[list[Ticket], int], tuple[list[Process], list[dict[str, Any]]]]
-"""Sends one batched message: (tickets to close, processes wanted) → (processes, refused closes)."""
+Send = Callable[[list[Ticket]], tuple[list[Process], list[dict[str, Any]]]]
+"""Sends one batched message: tickets to close, as many processes wanted → (processes, refused closes)."""
 
 
 class Courier:
@@ -100,9 +99,8 @@ class Courier:
             self._deliver(tickets)
 
     def _deliver(self, tickets: list[Ticket]) -> None:
-        wanting = [t for t in tickets if t.want_next]
         try:
-            processes, refused = self._send(tickets, len(wanting))
+            processes, refused = self._send(tickets)
         except Exception as e:  # the loops close their calls themselves, retried through the outage
             log.info("sending %d closes: %s; each is closed on its own", len(tickets), e)
             for t in tickets:
@@ -111,7 +109,7 @@ class Courier:
             self.messages += 1
             self.tickets += len(tickets)
             # Fewer processes than loops waiting when the queue ran short: the rest long-poll.
-            for t, p in zip(wanting, processes, strict=False):
+            for t, p in zip(tickets, processes, strict=False):
                 t.process = p
             for r in refused:  # e.g. re-assigned after maxexectime meanwhile: the server decides
                 log.warning("closing process %s failed: %s", str(r.get("processid", ""))[:12], r.get("message"))

@@ -173,10 +173,10 @@ class Executor:
             self._courier = Courier(self._send_closes, batch=self.settings.prefetch, linger=COURIER_LINGER_S)
             self._courier.start()
 
-    def _send_closes(self, tickets: list[Ticket], count: int) -> tuple[list[Process], list[dict[str, Any]]]:
+    def _send_closes(self, tickets: list[Ticket]) -> tuple[list[Process], list[dict[str, Any]]]:
         closes = [(t.processid, [t.outcome.value], None) if t.outcome.ok else (t.processid, None, [t.outcome.error])
                   for t in tickets]
-        return self.rpc.send(messages.close_many_and_assign(closes, self.settings.colonyname, -1, count,
+        return self.rpc.send(messages.close_many_and_assign(closes, self.settings.colonyname, -1, len(tickets),
                                                             prvkey=self.prvkey))
 
     def request_stop(self) -> None:
@@ -278,9 +278,10 @@ class Executor:
             pid, started = process.processid, time.monotonic()
             outcome = self._run(process)
             took = time.monotonic() - started  # the call's own time, not the next long-poll's
-            take_next = not self.stopping.is_set() and (not prefetcher or self._prefetch_ok(own=1))
             courier = self._courier
-            if take_next and courier is not None and self._prefetch_ok(own=1):
+            busy = (prefetcher or courier is not None) and self._prefetch_ok(own=1)
+            take_next = not self.stopping.is_set() and (not prefetcher or busy)
+            if take_next and courier is not None and busy:
                 nxt = self._via_courier(courier, pid, outcome)  # saturated: one message for several calls
             else:
                 nxt = self._finish(pid, outcome, take_next=take_next, timeout=wait)

@@ -1,5 +1,6 @@
-"""The courier (faas_executor/courier.py): tickets posted meanwhile share a message; processes go to
-the tickets that want one, in order; a failed message leaves every ticket to close on its own."""
+"""The courier (faas_executor/courier.py): tickets posted meanwhile share a message, which asks for a
+process per ticket; processes go to the tickets in order; a failed message leaves every ticket to
+close on its own."""
 
 from __future__ import annotations
 
@@ -16,25 +17,25 @@ class Recorder:
     """A `send` that records each message and answers with as many processes as it is given."""
 
     def __init__(self, processes: list[Any] | None = None, fail: bool = False) -> None:
-        self.messages: list[tuple[list[str], int]] = []
+        self.messages: list[list[str]] = []
         self.processes = processes
         self.fail = fail
         self.entered = threading.Event()  # a message is being sent
         self.release = threading.Event()
         self.release.set()
 
-    def __call__(self, tickets: list[Ticket], count: int) -> tuple[list[Any], list[dict[str, Any]]]:
+    def __call__(self, tickets: list[Ticket]) -> tuple[list[Any], list[dict[str, Any]]]:
         self.entered.set()
         self.release.wait(10)
-        self.messages.append(([t.processid for t in tickets], count))
+        self.messages.append([t.processid for t in tickets])
         if self.fail:
             raise ConnectionError("server unreachable")
-        got = self.processes if self.processes is not None else [f"next-{t.processid}" for t in tickets][:count]
-        return got[:count], [{"processid": tickets[0].processid, "status": 403, "message": "no"}]
+        got = self.processes if self.processes is not None else [f"next-{t.processid}" for t in tickets]
+        return got[:len(tickets)], [{"processid": tickets[0].processid, "status": 403, "message": "no"}]
 
 
-def ticket(pid: str, want: bool = True) -> Ticket:
-    return Ticket(pid, Outcome(Reason.SUCCESS, value=1), want_next=want)
+def ticket(pid: str) -> Ticket:
+    return Ticket(pid, Outcome(Reason.SUCCESS, value=1))
 
 
 def test_tickets_posted_while_a_message_is_out_share_the_next_one() -> None:
@@ -52,7 +53,7 @@ def test_tickets_posted_while_a_message_is_out_share_the_next_one() -> None:
         send.release.set()
         for t in [first, *later]:
             assert t.done.wait(10)
-        assert send.messages == [(["a"], 1), (["b", "c", "d"], 3)]
+        assert send.messages == [["a"], ["b", "c", "d"]]
         assert [t.process for t in later] == ["next-b", "next-c", "next-d"] and first.process == "next-a"
         assert courier.messages == 2 and courier.tickets == 4
     finally:
@@ -72,22 +73,22 @@ def test_linger_gathers_up_to_the_batch_and_no_longer() -> None:
     finally:
         courier.close()  # closing sends what is posted without lingering
     assert ts[3].done.is_set()
-    assert send.messages == [(["a", "b", "c"], 3), (["d"], 1)]
+    assert send.messages == [["a", "b", "c"], ["d"]]
 
 
-def test_fewer_processes_than_wanted_go_in_order_and_closes_only_want_none() -> None:
+def test_fewer_processes_than_tickets_go_to_the_first_tickets_in_order() -> None:
     send = Recorder(processes=["p1"])
     courier = Courier(send, batch=3, linger=1.0)
     courier.start()
     try:
-        ts = [ticket("a", want=False), ticket("b"), ticket("c")]
+        ts = [ticket("a"), ticket("b"), ticket("c")]
         for t in ts:
             courier.post(t)
         assert all(t.done.wait(10) for t in ts)
     finally:
         courier.close()
-    assert send.messages == [(["a", "b", "c"], 2)]
-    assert [t.process for t in ts] == [None, "p1", None] and not any(t.failed for t in ts)
+    assert send.messages == [["a", "b", "c"]]
+    assert [t.process for t in ts] == ["p1", None, None] and not any(t.failed for t in ts)
 
 
 def test_a_message_that_fails_leaves_each_ticket_to_close_on_its_own() -> None:
