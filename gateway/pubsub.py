@@ -40,6 +40,8 @@ from sdk.errors import ColoniesConnectionError, ColoniesError, ColoniesTimeoutEr
 from sdk.messages import keyed_process_id
 from sdk.models import Process, ProcessState
 
+from . import wsclient
+
 __all__ = ["MAX_SOCKET_SUBMIT", "Ended", "ProcessWaiter", "TooLargeForSocket"]
 
 log = logging.getLogger(__name__)
@@ -378,9 +380,7 @@ class ProcessWaiter:
     async def _open(self) -> Any:
         if self._connect is not None:
             return await self._connect(self.url)
-        from websockets.asyncio.client import connect
-
-        return await connect(self.url, max_size=None, open_timeout=10, close_timeout=1, compression=None)
+        return await wsclient.connect(self.url, open_timeout=10, close_timeout=1)
 
     async def _read(self, sock: _Socket) -> None:
         # The server ends the socket at `expires`; a little grace, then it is ours to close (one
@@ -388,8 +388,12 @@ class ProcessWaiter:
         expiry = asyncio.get_running_loop().call_later(
             max(0.0, sock.expires + 2.0 - time.monotonic()), lambda: self._spawn(sock.ws.close()))
         try:
-            while True:
-                self._deliver(await sock.ws.recv())
+            listen = getattr(sock.ws, "listen", None)
+            if listen is not None:  # frames delivered as they are read: no task woken per frame
+                await listen(self._deliver)
+            else:
+                while True:
+                    self._deliver(await sock.ws.recv())
         except asyncio.CancelledError:
             raise
         except Exception as e:  # closed by the server or by the timer above (expiry), or broken
