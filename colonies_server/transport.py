@@ -22,6 +22,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from .envelope import encode_error
 from .rpc import dispatch, is_long_poll
+from .wsserver import WebSocketProtocol
 
 if TYPE_CHECKING:
     import uvicorn
@@ -233,6 +234,7 @@ def uvicorn_config(app: ColoniesApp, settings: Settings, **overrides: Any) -> uv
     import uvicorn
 
     kw: dict[str, Any] = dict(host=settings.host, port=settings.port, lifespan="on", http=ColoniesHttpProtocol,
+                              ws=WebSocketProtocol,
                               log_level="warning", access_log=False, backlog=4096, timeout_graceful_shutdown=5,
                               # No X-Forwarded-* rewriting, Server or Date headers: per-request work nobody reads.
                               proxy_headers=False, server_header=False, date_header=False)

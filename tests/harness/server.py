@@ -51,7 +51,8 @@ class ServerHandle:
 class ThreadServer:
     """uvicorn serving create_app(settings) on a pre-bound 127.0.0.1 socket, in a daemon thread."""
 
-    def __init__(self, db: str, dev: bool = True, **settings: Any) -> None:
+    def __init__(self, db: str, dev: bool = True, uvicorn_options: dict[str, Any] | None = None,
+                 **settings: Any) -> None:
         import uvicorn
 
         from colonies_server.app import create_app
@@ -65,7 +66,8 @@ class ThreadServer:
         self.settings = Settings(host="127.0.0.1", port=port, db=db, dev=dev, **settings)
         self.app = create_app(self.settings)
         # The configuration `faas server start` runs with (POST /api outside ASGI), on our socket.
-        config = uvicorn_config(self.app, self.settings, ws_ping_interval=None, timeout_graceful_shutdown=None)
+        options: dict[str, Any] = {"ws_ping_interval": None, "timeout_graceful_shutdown": None, **(uvicorn_options or {})}
+        config = uvicorn_config(self.app, self.settings, **options)
         self.server = uvicorn.Server(config)
         self.handle = ServerHandle("127.0.0.1", port, db)
         self.thread = threading.Thread(target=self._run, name="colonies-test-server", daemon=True)
