@@ -99,10 +99,11 @@ def _chunk_size(line: bytes, total: int) -> int:
 # -- blocking ---------------------------------------------------------------------------------------
 
 class _SyncConn:
-    __slots__ = ("closed", "rfile", "sock", "used")
+    __slots__ = ("closed", "rfile", "sock", "timeout", "used")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
+        self.timeout = sock.gettimeout()
         self.rfile: IO[bytes] = sock.makefile("rb")
         self.used = time.monotonic()
         self.closed = False
@@ -195,7 +196,9 @@ class FastRPC:
 
     @staticmethod
     def _exchange(conn: _SyncConn, request: bytes, reused: bool, timeout: float) -> tuple[int, bytes]:
-        conn.sock.settimeout(timeout)
+        if conn.timeout != timeout:  # settimeout is a syscall (ioctl): skip it while the timeout stays
+            conn.sock.settimeout(timeout)
+            conn.timeout = timeout
         rfile = conn.rfile
         try:
             conn.sock.sendall(request)

@@ -5,8 +5,12 @@ Its asyncio twin is exercised through the gateway's `LeanRPC` in tests/gateway/t
 
 from __future__ import annotations
 
+import fcntl
 import socket
+import sys
+import termios
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -14,11 +18,12 @@ from typing import Any
 import pytest
 
 from sdk import Colonies, ColoniesConnectionError, Conditions, FuncSpec, NotFoundError, ProcessState, messages
-from sdk.fastrpc import FastRPC
+from sdk.fastrpc import MAX_BODY, FastRPC, _SyncConn
 from tests.harness.http_peer import reply
 from tests.harness.ports import free_port
 from tests.harness.server import DEV_COLONY, DEV_PRVKEY
 
+MAX_HEADERS = 100  # reply head lines the blocking sender reads before it gives up
 Script = Callable[[int], "bytes | None"]
 
 
@@ -139,3 +144,117 @@ def test_stale_kept_alive_connection_is_retried_except_for_submit(peer_factory: 
             rpc.send(messages.submit(spec))  # never resent: the server may have queued it
     finally:
         rpc.close()
+
+
+# -- reading the reply head: pure helpers, and _exchange over a socket pair ----------------------
+
+def _exchange_in_parts(parts: list[bytes], timeout: float = 5.0) -> tuple[tuple[int, bytes], bool]:
+    """FastRPC._exchange on one end of a socket pair while the other end writes `parts`, each only
+    once the client has taken the previous one out of the socket, so each arrives in its own read.
+    Returns (status, body) and whether the exchange closed the connection."""
+    a, b = socket.socketpair()
+    conn = _SyncConn(a)
+    got: dict[str, Any] = {}
+
+    def client() -> None:
+        try:
+            got["reply"] = FastRPC._exchange(conn, b"request", False, timeout)
+            got["closed"] = conn.closed
+            assert conn.sock.gettimeout() == conn.timeout == timeout
+        except Exception as e:
+            got["error"] = e
+
+    thread = threading.Thread(target=client, name="exchange")
+    thread.start()
+    try:
+        assert b.recv(100) == b"request"
+        waiting = threading.Event()
+        for part in parts:
+            b.sendall(part)
+            deadline = time.monotonic() + 5
+            while thread.is_alive() and _unread(a) and time.monotonic() < deadline:
+                waiting.wait(0.001)
+        b.shutdown(socket.SHUT_WR)  # then the server closes: a reply cut short ends in EOF
+    finally:
+        thread.join(10)
+        b.close()
+        conn.close()
+    if "error" in got:
+        raise got["error"]
+    return got["reply"], got["closed"]
+
+
+def _unread(sock: socket.socket) -> int:
+    buf = bytearray(4)
+    fcntl.ioctl(sock.fileno(), termios.FIONREAD, buf)
+    return int.from_bytes(buf, sys.byteorder)
+
+
+HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\n"
+
+
+@pytest.mark.parametrize("cut", [5, 20, len(HEAD) - 3, len(HEAD) - 2, len(HEAD) - 1])
+def test_a_head_split_across_reads_is_read_whole(cut: int) -> None:
+    (status, body), closed = _exchange_in_parts([HEAD[:cut], HEAD[cut:] + b"hello"])
+    assert (status, body) == (200, b"hello") and not closed
+
+
+def test_header_names_and_values_are_read_in_any_case() -> None:
+    body = b"two\r\n\r\nhalves"
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in (body[:5], body[5:])) + b"0\r\n\r\n"
+    head = b"HTTP/1.1 201 Created\r\nTRANSFER-Encoding: Chunked\r\nConnection: Close\r\n\r\n"
+    for parts in ([head + chunked], [head[:30], head[30:] + chunked[:4], chunked[4:]]):
+        (status, got), closed = _exchange_in_parts(parts)
+        assert (status, got) == (201, body) and closed
+
+
+@pytest.mark.parametrize("reply", [
+    b"HTTP/1.1 200 OK\ncontent-length: 6\n\nab\r\n\r\n",  # bare LF head, CRLF CRLF in the body
+    b"HTTP/1.1 200 OK\r\ncontent-length: 6\n\r\nab\r\n\r\n",  # a head ending in LF CRLF
+    b"HTTP/1.1 200 OK\r\nx-a: 1\ncontent-length: 6\r\n\r\nab\r\n\r\n",  # a bare LF inside a CRLF head
+])
+def test_heads_with_bare_line_feeds_end_where_they_did(reply: bytes) -> None:
+    (status, body), _ = _exchange_in_parts([reply])
+    assert (status, body) == (200, b"ab\r\n\r\n")
+
+
+def test_a_head_longer_than_one_read_is_read_line_by_line() -> None:
+    head = b"HTTP/1.1 200 OK\r\nx-big: " + b"y" * 20000 + b"\r\ncontent-length: 2\r\n\r\n"
+    (status, body), _ = _exchange_in_parts([head + b"ok"])
+    assert (status, body) == (200, b"ok")
+
+
+@pytest.mark.parametrize("lines", [99, 100])
+def test_too_many_reply_headers(lines: int) -> None:
+    head = b"HTTP/1.1 200 OK\r\n" + b"x-h: 1\r\n" * (lines - 1) + b"content-length: 2\r\n\r\n"
+    if lines < MAX_HEADERS:
+        assert _exchange_in_parts([head + b"ok"])[0] == (200, b"ok")
+    else:  # the status line and 100 headers
+        with pytest.raises(ValueError, match="too many reply headers"):
+            _exchange_in_parts([head + b"ok"])
+
+
+def test_an_oversized_body_is_refused_on_its_head() -> None:
+    with pytest.raises(ValueError, match="too large"):
+        _exchange_in_parts([b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % (MAX_BODY + 1)])
+
+
+def test_a_server_closing_before_answering() -> None:
+    with pytest.raises(ConnectionError, match="before answering"):
+        _exchange_in_parts([])
+    with pytest.raises(ConnectionError, match="mid-reply"):
+        _exchange_in_parts([b"HTTP/1.1 200 OK\r\ncontent-le"])
+
+
+def test_the_socket_timeout_follows_each_exchange() -> None:
+    a, b = socket.socketpair()
+    conn = _SyncConn(a)
+    try:
+        for timeout in (7.0, 7.0, 3.0):
+            b.sendall(HEAD + b"hello")
+            assert FastRPC._exchange(conn, b"request", True, timeout) == (200, b"hello")
+            assert a.gettimeout() == conn.timeout == timeout
+    finally:
+        conn.close()
+        b.close()
+
