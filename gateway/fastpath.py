@@ -50,7 +50,7 @@ async def answer(state: Any, method: str, path: str, name: str, query_string: by
         reason = state.api_keys.check(_text(headers.get(b"authorization")))
         if reason is not None:
             raise Unauthorized(reason)
-        query = tuple(parse_qsl(query_string.decode("latin-1"), keep_blank_values=True))
+        query = _query(query_string)
         payload = None
         if method == "POST" and body is not None:
             payload = await read_json(_text(headers.get(b"content-length")) or "", body, gw.settings.max_body)
@@ -90,6 +90,20 @@ class FastCalls:
                 await send({"type": "http.response.body", "body": content})
                 return
         await self.app(scope, receive, send)
+
+
+def _query(raw: bytes) -> tuple[tuple[str, str], ...]:
+    """parse_qsl(keep_blank_values=True) of the query string; without '%' or '+' there is nothing
+    to decode, and splitting it here takes a third of parse_qsl's time."""
+    text = raw.decode("latin-1")
+    if "%" in text or "+" in text:
+        return tuple(parse_qsl(text, keep_blank_values=True))
+    pairs = []
+    for field in text.split("&"):
+        if field:
+            name, _, value = field.partition("=")
+            pairs.append((name, value))
+    return tuple(pairs)
 
 
 def _text(value: bytes | None) -> str | None:

@@ -6,6 +6,9 @@ through AsyncColonies.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from sdk import messages
 from sdk.fastrpc import AsyncFastRPC
 from sdk.models import FuncSpec, Process
@@ -17,7 +20,7 @@ class LeanRPC(AsyncFastRPC):
     """`AsyncFastRPC` with the gateway's two calls (a submit is resent only with its idempotency
     key: see NOT_RESENT)."""
 
-    async def submit(self, spec: FuncSpec, idempotency_key: str | None = None) -> Process:
+    async def submit(self, spec: FuncSpec | Mapping[str, Any], idempotency_key: str | None = None) -> Process:
         return await self.send(messages.submit(spec, idempotency_key=idempotency_key))
 
     async def get_process(self, processid: str) -> Process:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from pydantic_core import to_jsonable_python
+
 from sdk import Conditions, FuncSpec, Process, ProcessState, messages
 from sdk.cfs import REVISION_ENV
 from sdk.errors import ColoniesConnectionError, ColoniesError, ColoniesTimeoutError, NotFoundError
@@ -131,6 +133,8 @@ class Gateway:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._waiting_cache: tuple[float, dict[str, int] | None, bool] = (0.0, None, False)
         self._server_known = False  # whether the server's flavour was asked (see _know_server)
+        # Per function: (the catalog's info it was built from, the wire form of its spec).
+        self._templates: dict[str, tuple[FunctionInfo, dict[str, Any]]] = {}
 
     async def aclose(self) -> None:
         for task in list(self._tasks):
@@ -159,14 +163,16 @@ class Gateway:
 
     @staticmethod
     def _bind(info: FunctionInfo, call: Call) -> tuple[list[Any], dict[str, Any]]:
-        names = [p.name for p in info.params or ()]
-        try:
-            args, kwargs = split_body(call.body, names)
-        except BadRequest as e:
-            raise ParameterError(e.message) from None
+        args: list[Any] = []
+        kwargs: dict[str, Any] = {}
+        if call.body is not None:  # no body (a GET): no need to name the parameters
+            try:
+                args, kwargs = split_body(call.body, [p.name for p in info.params or ()])
+            except BadRequest as e:
+                raise ParameterError(e.message) from None
         if call.query:
             query = convert_query(info, call.query)
-            both = sorted(set(query) & set(kwargs))
+            both = sorted(set(query) & set(kwargs)) if kwargs else None
             if both:  # which one the caller meant is a guess: say so instead of dropping one
                 raise ParameterError(f"parameter{'s' if len(both) > 1 else ''} {', '.join(map(repr, both))} "
                                      "given both in the query string and in the body")
@@ -189,6 +195,22 @@ class Gateway:
             conditions=Conditions(colonyname=s.colony, executortype=s.executortype),
             env=self.revision_hint(info.name),
         )
+
+    def wire_spec(self, info: FunctionInfo, args: list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """`spec(...).to_wire()`, the form submitted, without a pydantic model per call: a copy of
+        the function's template with the call's arguments and revision hint filled in."""
+        cached = self._templates.get(info.name)
+        if cached is None or cached[0] is not info:  # first call, or a new revision
+            cached = self._templates[info.name] = (info, self.spec(info, [], {}).to_wire())
+        template = cached[1]
+        # Fresh nested containers, as to_wire gives: no two calls' specs share a mutable part.
+        wire = {**template, "args": _jsonable(args) if args else [],
+                "kwargs": _jsonable(kwargs) if kwargs else {}, "env": self.revision_hint(info.name),
+                "channels": list(template["channels"])}
+        conditions = wire["conditions"] = {**template["conditions"]}
+        conditions["gpu"] = {**conditions["gpu"]}
+        conditions["dependencies"] = list(conditions["dependencies"])
+        return wire
 
     def revision_hint(self, name: str) -> dict[str, str]:
         """The revision the call was bound against (docs/BUNDLE.md, "Revision hint"): the executor
@@ -238,7 +260,7 @@ class Gateway:
         while the server cannot be reached or its answer is lost: a resent submission finds the
         process the first one stored (colonyfaas' server), so an answer lost to a restart
         neither fails the call nor queues it twice."""
-        spec = self.spec(info, args, kwargs)
+        spec = self.wire_spec(info, args, kwargs)
         give_up = time.monotonic() + self.settings.submit_retry
         delay = 0.05
         while True:
@@ -297,8 +319,7 @@ class Gateway:
             key = secrets.token_hex(16)
             try:
                 pid, process = await self.waiter.submit_and_wait(
-                    messages.submit(self.spec(info, args, kwargs)).msg["spec"], timeout, self.settings.rpc_timeout,
-                    key)
+                    self.wire_spec(info, args, kwargs), timeout, self.settings.rpc_timeout, key)
             except (TooLargeForSocket, ColoniesConnectionError, ColoniesTimeoutError) as e:
                 # Too large, or the socket broke before the server said whether it took the call:
                 # over HTTP with the same key, which finds the process if it was stored.
@@ -466,6 +487,11 @@ def parse_timeout(header: str | None, default: float, maximum: float) -> float:
     if not 0 < value <= maximum:
         raise BadRequest(f"X-Timeout must be between 0 and {maximum:g} seconds, got {header!r}")
     return value
+
+
+def _jsonable(value: Any) -> Any:
+    """What FuncSpec.to_wire makes of a value in an `Any` field (NaN and Infinity become null)."""
+    return to_jsonable_python(value, inf_nan_mode="null")
 
 
 def split_body(body: Any, info_params: Sequence[str] | None = None) -> tuple[list[Any], dict[str, Any]]:

@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import parse_qsl
 
 import httpx
+import pytest
 
-from gateway.fastpath import FastCalls
+from gateway.fastpath import FastCalls, _query
 
 from .conftest import RealExecutor
 
@@ -27,6 +29,7 @@ REQUESTS: list[tuple[str, str, dict[str, Any]]] = [
     ("GET", "/function/convert", {}),
     ("GET", "/function/convert?celsius=1&nope=2", {}),
     ("GET", "/function/greet?name=caf%C3%A9&punctuation=", {}),
+    ("GET", "/function/echo?a=1&&b=&c&d=x=y&=e", {}),  # split without parse_qsl (no % or +)
     ("GET", "/function/nosuchfunction", {}),
     ("GET", "/function/boom?reason=no", {}),
     ("GET", "/function/" + "n" * 256, {}),  # longer than a name may be: FastAPI's 400 either way
@@ -92,3 +95,12 @@ async def test_the_fast_path_answers_like_fastapi(make_app: Any, executor: RealE
                 a = _comparable(await kf.get("/function/convert?celsius=1", headers=headers))
                 b = _comparable(await kp.get("/function/convert?celsius=1", headers=headers))
                 assert a == b and a[0] == 401, (headers, a, b)
+
+
+@pytest.mark.parametrize("raw", [
+    b"", b"celsius=21", b"a=1&b=2&a=3", b"a=1&&b=&c&d=x=y&=e&", b"&&", b"=", b"a;b=1", b"x=[1,2]&y={}",
+    b"name=caf%C3%A9&p=%21", b"a+b=c+d", b"q=%zz&r=%", b"n=caf\xc3\xa9&m=\xff",
+])
+def test_the_query_is_split_as_parse_qsl_splits_it(raw: bytes) -> None:
+    """Starlette's query_params (the FastAPI routes) are parse_qsl(keep_blank_values=True) of it."""
+    assert _query(raw) == tuple(parse_qsl(raw.decode("latin-1"), keep_blank_values=True))

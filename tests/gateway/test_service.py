@@ -1,14 +1,22 @@
-"""Pure parts of the gateway core: body forms, X-Timeout, the process view, the spec."""
+"""The gateway core: body forms, X-Timeout, the process view (pure), and the submitted spec's wire
+form for functions read from a real server's catalog."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any
 
 import pytest
 
 from gateway.errors import BadRequest
-from gateway.service import output_value, parse_timeout, process_view, split_body
-from sdk import FuncSpec, Process, ProcessState
+from gateway.service import EXEC_GRACE, Gateway, output_value, parse_timeout, process_view, split_body
+from gateway.signature import FunctionInfo
+from sdk import FuncSpec, Process, ProcessState, jsonx
+from sdk.cfs import REVISION_ENV
+from tests.harness.server import DEV_COLONY
+
+from . import functions
+from .helpers import bundle_for
 
 
 def test_body_forms() -> None:
@@ -55,3 +63,67 @@ def test_output_value() -> None:
     assert output_value(Process(output=[[1, 2]])) == [1, 2]
     assert output_value(Process(output=[])) is None
     assert output_value(Process(output=[1, 2])) == [1, 2]
+
+
+# (args, kwargs) as bind gives them: JSON values (integers past 64 bits from a body read by json,
+# which also reads 1e999 as Infinity), and two a body cannot give, to pin how they are written.
+ARGUMENTS: list[tuple[list[Any], dict[str, Any]]] = [
+    ([], {}),
+    ([], {"celsius": 21.0}),
+    ([1, "two", {"three": [3, None, True]}], {}),
+    ([2**70, -(2**64) - 1, 1.5, "café \u2603"], {"nested": {"a": [{"b": []}]}, "flag": False, "none": None}),
+    ([float("inf"), float("nan")], {"t": (1, 2), "s": b"x"}),
+]
+
+
+def _assert_wire_is_the_models(gw: Gateway, info: FunctionInfo, args: list[Any], kwargs: dict[str, Any]) -> None:
+    fast = gw.wire_spec(info, args, kwargs)
+    model = gw.spec(info, args, kwargs).to_wire()
+    assert repr(fast) == repr(model)  # the same keys in the same order, the same values of the same types
+    assert jsonx.dumps(fast) == jsonx.dumps(model)
+
+
+def _containers(value: Any) -> set[int]:
+    if isinstance(value, dict):
+        return {id(value)}.union(*(_containers(v) for v in value.values()))
+    if isinstance(value, list):
+        return {id(value)}.union(*(_containers(v) for v in value))
+    return set()
+
+
+@pytest.mark.parametrize("ttl", [2.0, 0.0])  # with a revision hint; without (the entry is never trusted)
+async def test_the_wire_spec_is_what_the_model_gives(make_app: Any, deployed: Any, ttl: float) -> None:
+    deployed.upload_bytes(DEV_COLONY, "/faas", "plain", b"def plain(x):\n    return x\n")
+    deployed.upload_bytes(DEV_COLONY, "/faas", "unlimited",
+                          bundle_for(functions.echo, name="unlimited", limits={"timeout": None, "retries": None}))
+    app = make_app(cache_ttl=ttl)
+    async with app.router.lifespan_context(app):
+        gw: Gateway = app.state.gateway
+        for name in ("convert", "echo", "plain", "unlimited"):
+            info = await gw.catalog.get(name)
+            for args, kwargs in ARGUMENTS:
+                _assert_wire_is_the_models(gw, info, args, kwargs)
+            one, two = gw.wire_spec(info, [1], {"a": [2]}), gw.wire_spec(info, [1], {"a": [2]})
+            assert (REVISION_ENV in one["env"]) == (ttl > 0), name
+            assert not _containers(one) & _containers(two)  # nothing shared between calls
+
+
+async def test_a_redeploy_is_in_the_next_wire_spec(app: Any, deployed: Any) -> None:
+    gw: Gateway = app.state.gateway
+    info = await gw.catalog.get("convert")
+    first = gw.wire_spec(info, [], {"celsius": 1})
+    assert (first["maxexectime"], first["maxretries"]) == (30 + EXEC_GRACE, 0)
+    assert await gw.catalog.get("convert", refresh=True) is info  # re-checked, no new revision
+    assert gw.wire_spec(info, [], {"celsius": 1}) == first
+    deployed.upload_bytes(DEV_COLONY, "/faas", "convert",
+                          bundle_for(functions.convert, limits={"timeout": 7, "retries": 2}))
+    info = await gw.catalog.get("convert", refresh=True)
+    second = gw.wire_spec(info, [], {"celsius": 1})
+    assert (second["maxexectime"], second["maxretries"]) == (7 + EXEC_GRACE, 2)
+    assert second["env"][REVISION_ENV] != first["env"][REVISION_ENV]
+    for args, kwargs in ARGUMENTS:
+        _assert_wire_is_the_models(gw, info, args, kwargs)
+    deployed.upload_bytes(DEV_COLONY, "/faas", "convert", bundle_for(functions.convert, limits={"timeout": None}))
+    info = await gw.catalog.get("convert", refresh=True)
+    assert gw.wire_spec(info, [], {})["maxexectime"] == gw.settings.default_exec_timeout
+    _assert_wire_is_the_models(gw, info, [], {"celsius": 1})
