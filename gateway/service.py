@@ -456,24 +456,31 @@ class Gateway:
     async def waiting(self) -> tuple[dict[str, int] | None, bool]:
         """Waiting processes per executor type (capped at 100 each, the protocol's page size; the
         colony's exact total under the key ""), and whether the server answered. Cached briefly so a
-        scrape storm is a few queries."""
+        scrape storm is a few queries. All of it within settings.health_timeout, like /healthz: a
+        server that accepts connections but never answers held a scrape for the RPC timeout of
+        each of the queries (10 s apiece) and made it time out."""
         stamp, cached, up = self._waiting_cache
         if time.monotonic() - stamp < self.settings.metrics_cache_seconds:
             return cached, up
-        counts: dict[str, int] = {}
         try:
-            for et in self.settings.metrics_executortypes:
-                procs = await self.client.get_processes(self.settings.colony, ProcessState.WAITING, count=100,
-                                                        executortype=et)
-                counts[et] = len(procs or [])
-            stats = await self.client.colony_stats(self.settings.colony)
-            counts[""] = stats.waitingprocesses
-        except ColoniesError as e:
-            log.info("metrics: cannot count waiting processes: %s", e)
+            counts = await asyncio.wait_for(self._count_waiting(), self.settings.health_timeout)
+        except (ColoniesError, asyncio.TimeoutError) as e:  # the builtin TimeoutError only from 3.11
+            log.info("metrics: cannot count waiting processes: %s",
+                     e if isinstance(e, ColoniesError) else f"no answer in {self.settings.health_timeout:g} s")
             self._waiting_cache = (time.monotonic(), None, False)
             return None, False
         self._waiting_cache = (time.monotonic(), counts, True)
         return counts, True
+
+    async def _count_waiting(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for et in self.settings.metrics_executortypes:
+            procs = await self.client.get_processes(self.settings.colony, ProcessState.WAITING, count=100,
+                                                    executortype=et)
+            counts[et] = len(procs or [])
+        stats = await self.client.colony_stats(self.settings.colony)
+        counts[""] = stats.waitingprocesses
+        return counts
 
 
 def parse_timeout(header: str | None, default: float, maximum: float) -> float:

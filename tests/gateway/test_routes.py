@@ -233,6 +233,23 @@ async def test_healthz_answers_503_in_time_when_the_server_never_answers(make_ap
     assert silent.connections  # the gateway did connect: the server never answered
 
 
+async def test_metrics_answer_in_time_when_the_server_never_answers(make_app: Any) -> None:
+    """Was: the RPC timeout of each of its queries (3 x 10 s here) before any answer."""
+    silent = await SilentServer().start()
+    app = make_app(server_port=silent.port, health_timeout=1.0, rpc_timeout=10.0)
+    try:
+        async with _client(app) as http:
+            started = time.monotonic()
+            r = await http.get("/metrics")
+            took = time.monotonic() - started
+            assert r.status_code == 200, r.text
+            assert "faas_gateway_server_up 0" in r.text
+            assert took < 5, f"/metrics took {took:.1f} s"
+    finally:
+        await silent.stop()
+    assert silent.connections  # it did ask: the server never answered
+
+
 async def test_async_invocation_with_callback_retried(http: httpx.AsyncClient, executor: RealExecutor) -> None:
     receiver = await CallbackReceiver(statuses=[503, 500, 200]).start()
     try:
