@@ -277,3 +277,11 @@ async def call_head() -> Response:
     """A HEAD never runs a function (clients take HEAD to be safe: monitors and link checkers send
     it): 405, naming the methods that do, with an empty body."""
     return Response(status_code=405, headers={"Allow": "GET, POST"})
+
+
+@router.api_route("/function/{name}", methods=["PUT", "PATCH", "DELETE", "OPTIONS"], include_in_schema=False)
+async def call_other_method(request: Request) -> Response:
+    """405 naming both methods that run a function (Starlette's own would name only the first
+    route's, GET)."""
+    return json_response({"error": f"{request.method} is not allowed on /function/{{name}}: use GET or POST"}, 405,
+                         {"Allow": "GET, POST"})

@@ -452,6 +452,11 @@ async def test_head_answers_like_get_without_a_body(http: httpx.AsyncClient, dep
         r = await http.head(path)
         assert r.status_code == 405 and r.headers["allow"] == "GET, POST", path
         assert r.content == b"" and "content-type" not in r.headers and r.headers["content-length"] == "0"
+    # Nor does any other method; each 405 names both methods that do (it used to name only GET).
+    for method in ("PUT", "PATCH", "DELETE", "OPTIONS"):
+        r = await http.request(method, "/function/convert?celsius=1", json={"celsius": 1})
+        assert r.status_code == 405 and r.headers["allow"] == "GET, POST", method
+        assert r.json() == {"error": f"{method} is not allowed on /function/{{name}}: use GET or POST"}
     assert await asyncio.to_thread(runs, deployed, "convert") == 0
 
 
