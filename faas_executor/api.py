@@ -1,7 +1,8 @@
 """The API user code gets inside a worker: call another deployed function through the executor.
 
-    from faas_executor.api import call
-    fahrenheit = call("convert", 21)
+    from faas_executor.api import acall, call
+    fahrenheit = call("convert", 21)            # plain functions
+    fahrenheit = await acall("convert", 21)     # async def functions: the loop keeps running
 
 The request goes over the worker's pipe to its parent executor, which runs the newest version of
 that function in another of its sandboxed workers and answers with the result or the error text;
@@ -15,7 +16,7 @@ from typing import Any
 
 from .channel import read_frame, write_frame
 
-__all__ = ["RemoteCallError", "call"]
+__all__ = ["RemoteCallError", "acall", "call"]
 
 
 class RemoteCallError(Exception):
@@ -50,3 +51,14 @@ def call(name: str, *args: Any, **kwargs: Any) -> Any:
     if reply.get("ok"):
         return reply.get("value")
     raise RemoteCallError(str(reply.get("error") or f"call of {name!r} failed"))
+
+
+async def acall(name: str, *args: Any, **kwargs: Any) -> Any:
+    """`call` for `async def` functions: waits in a thread, so the call's event loop runs its other
+    tasks meanwhile (a plain `call` there would stop them until the answer came). Nested calls of
+    one worker still go one at a time, in the order they were made."""
+    import asyncio  # imported by the worker only for async functions, like their loop
+
+    if _link is None:
+        raise RuntimeError("faas_executor.api.acall works only inside a colonyfaas worker")
+    return await asyncio.to_thread(call, name, *args, **kwargs)

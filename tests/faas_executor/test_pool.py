@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from pathlib import Path
@@ -309,6 +310,37 @@ def test_nested_calls_go_through_the_parent_hook(make_pool: PoolFactory) -> None
     assert seen == [("missing", [], {}), ("inner", [1], {"unit": "C"})]
 
 
+def test_acall_lets_the_async_callers_loop_run_while_it_waits(make_pool: PoolFactory) -> None:
+    def hook(name: str, args: list[Any], kwargs: dict[str, Any], timeout: float) -> Any:
+        time.sleep(0.3)  # a slow callee
+        return args[0] * 2
+
+    pool = make_pool(nested=hook)
+    b = source("outer", """
+        import asyncio
+        from faas_executor.api import acall
+
+        async def outer():
+            ticks = 0
+
+            async def tick():
+                nonlocal ticks
+                while True:
+                    await asyncio.sleep(0.01)
+                    ticks += 1
+
+            ticker = asyncio.create_task(tick())
+            doubled = await acall("double", 21)
+            ticker.cancel()
+            return [doubled, ticks]
+    """)
+    out = pool.run(b, [], {}, timeout=30)
+    assert out.ok, out.error
+    doubled, ticks = out.value
+    assert doubled == 42
+    assert ticks >= 5  # the loop kept running through the 0.3 s wait (a plain call() gives 0)
+
+
 def test_nested_call_without_a_hook_fails_in_user_code(pool: WorkerPool) -> None:
     b = source("outer", """
         from faas_executor.api import call
@@ -324,6 +356,8 @@ def test_api_call_outside_a_worker_says_so() -> None:
 
     with pytest.raises(RuntimeError, match="only inside a colonyfaas worker"):
         api.call("x")
+    with pytest.raises(RuntimeError, match="only inside a colonyfaas worker"):
+        asyncio.run(api.acall("x"))
     assert issubclass(RemoteCallError, Exception)
 
 
