@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
 import os
 import signal
@@ -12,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from sdk import ColoniesError, Config
+from sdk.longrun import quiet_gc
 
 from .config import DEFAULT_TYPE, ExecutorSettings, default_name
 
@@ -102,10 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     signal.signal(signal.SIGTERM, lambda *_: executor.request_stop())
     signal.signal(signal.SIGINT, lambda *_: executor.request_stop())
-    # Long-running: start-up objects are never garbage; keep the cyclic collector off the call path.
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(14_000, 20, 20)
+    quiet_gc()
     try:
         return executor.run(burst=args.burst)
     except ColoniesError as e:  # e.g. the name is taken, the colony key is wrong, no server

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
 import math
 import os
 import sys
 from collections.abc import Sequence
+
+from sdk.longrun import quiet_gc
 
 from .settings import ConfigError, Settings
 
@@ -54,10 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     print(f"faas gateway: http://{args.host}:{args.port}  (server {settings.server_url}, colony "
           f"{settings.colony}, auth {'on' if settings.api_keys else 'off'})", file=sys.stderr)
-    # Long-running: start-up objects are never garbage; keep the cyclic collector off the request path.
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(14_000, 20, 20)
+    quiet_gc()
     served = {"host": args.host, "port": args.port, "log_level": args.log_level, "access_log": False,
               "http": GatewayHttpProtocol, "timeout_keep_alive": max(1, math.ceil(settings.keepalive))}
     if args.workers > 1:
