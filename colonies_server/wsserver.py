@@ -12,6 +12,9 @@ not), ping/pong, the close handshake both ways, the size limit (`ws_max_size`), 
 Frames out still go through the app's ASGI `send` from pubsub's writer task, one loop turn after
 the commit that made them: writing them from the commit's callback instead cost ~15 % of the
 throughput at 64 connections (the gateway then got its ends in more, smaller reads).
+
+gateway/wsclient.py is the client side's twin; this package imports nothing of ours, so the two
+do not share code.
 """
 
 from __future__ import annotations

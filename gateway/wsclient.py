@@ -6,6 +6,9 @@ parser, an assembler queue and a reader task woken for every frame). Here a fram
 and one `transport.write`, and received messages go straight from `data_received` to a callback
 (`listen`). Only what /pubsub needs: text and binary messages (fragmented or not), ping/pong, the
 close handshake, ws:// and wss://; no extensions (no compression), no subprotocols.
+
+colonies_server/wsserver.py is the server side's twin (the frame layout is the same, the masking
+goes the other way); the server imports nothing of ours, so the two do not share code.
 """
 
 from __future__ import annotations
@@ -210,6 +213,8 @@ class _Protocol(asyncio.Protocol):
                 raise WebSocketError("a continuation frame with no message to continue")
         elif self._part_op:
             raise WebSocketError("a new message before the previous one's last fragment")
+        elif opcode not in (_TEXT, _BINARY):
+            raise WebSocketError(f"a frame of unknown opcode {opcode}")
         else:
             self._part_op = opcode
         self._parts.append(payload)
@@ -243,7 +248,8 @@ class _Protocol(asyncio.Protocol):
                 self.write(_CLOSE, payload[:2])
                 self.close_sent = True
             self._wake()
-        # a pong needs nothing: no pings are sent
+        elif opcode != _PONG:  # a pong needs nothing: no pings are sent
+            raise WebSocketError(f"a control frame of unknown opcode {opcode}")
 
     def _fail(self, code: int, reason: str) -> None:
         """Protocol error: say why in a close frame, then drop the connection."""

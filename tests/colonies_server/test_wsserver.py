@@ -159,6 +159,8 @@ def test_malformed_upgrades_get_400(server: ThreadServer, head: str) -> None:
     (lambda raw: raw.send(0x1 | 0x40, b"{}"), 1002),  # a reserved bit
     (lambda raw: raw.send(0x0, b"{}"), 1002),  # a continuation of nothing
     (lambda raw: raw.send(0x9, b"x" * 126), 1002),  # a control frame over 125 bytes
+    (lambda raw: raw.send(0x3, b"{}"), 1002),  # an unknown data opcode
+    (lambda raw: raw.send(0xB, b""), 1002),  # an unknown control opcode
     (lambda raw: raw.send(0x1, b"\xff\xfe"), 1007),  # text that is not UTF-8
 ])
 def test_protocol_errors_close_with_their_code(server: ThreadServer, send: Any, code: int) -> None:

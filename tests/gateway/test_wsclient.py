@@ -199,6 +199,8 @@ async def test_a_server_that_hangs_up_during_the_handshake_is_an_error() -> None
     (bytes([0xC1, 0x02]) + b"hi", "reserved"),
     (bytes([0x80, 0x02]) + b"hi", "continuation"),
     (bytes([0x09, 0x00]), "fragmented"),
+    (bytes([0x83, 0x02]) + b"hi", "unknown opcode 3"),
+    (bytes([0x8B, 0x00]), "unknown opcode 11"),
 ])
 async def test_protocol_errors_end_the_socket_with_1002(frame: bytes, why: str) -> None:
     async with raw_server(_upgrade, then=frame) as url:
