@@ -9,11 +9,11 @@ executors' workers is the baseline; it is sampled every few seconds until the en
 passes when every call was answered correctly (nothing lost, duplicated, wrong, failed or
 refused) and no component grew by more than its bound over its baseline:
 
-* server: 160 MiB. Its SQLite store keeps a page cache of up to 64 MiB per connection
-  (`PRAGMA cache_size=-65536`, a writer and a reader connection) that fills as the database grows,
-  plus bounded in-process caches (signature recovery ≤ 10,000 envelopes, parsed times ≤ 100,000
-  strings, together ≲ 20 MiB); 2 × 64 + 32 leaves no room for a real leak of a few KiB per call
-  to hide over a 10-minute run of 15,000 calls.
+* server: 64 MiB. Its SQLite store keeps a page cache of up to 8 MiB per connection
+  (`PRAGMA cache_size=-8192`; one connection with the default synchronous=NORMAL, a second one for
+  reads with FULL) that fills as the database grows, plus bounded in-process caches (signature
+  recovery ≤ 10,000 envelopes, parsed times ≤ 100,000 strings, together ≲ 20 MiB); a leak of 3 KiB per call
+  would take it past the bound within the 15,000 calls of a 10-minute run.
 * gateway, each executor, the executors' workers together: 48 MiB.
 """
 
@@ -33,7 +33,7 @@ from .load import Load, tally, unfinished
 from .stack import Stack, descendants, rss_kib, wait_until
 
 DEFAULT_BOUND_MIB = 48
-SERVER_BOUND_MIB = 160
+SERVER_BOUND_MIB = 64
 
 
 @dataclass
