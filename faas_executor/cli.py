@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from sdk import ColoniesError, Config
-from sdk.longrun import quiet_gc
+from sdk.longrun import configure_logging, quiet_gc
 
 from .config import DEFAULT_TYPE, ExecutorSettings, default_name
 
@@ -45,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--no-namespaces", action="store_true", help="do not unshare namespaces")
     start.add_argument("--no-cgroups", action="store_true", help="do not use cgroup limits")
     start.add_argument("--burst", action="store_true", help="exit when nothing is left to assign")
-    start.add_argument("--log-level", default="INFO")
+    start.add_argument("--log-level", default="info", type=str.lower,
+                       choices=["debug", "info", "warning", "error"])
     return p
 
 
@@ -73,7 +74,7 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[Exe
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(args.log_level)
     # A line per call at INFO: skip the record fields this format never prints (the logging
     # HOWTO's "Optimization" settings): the caller's frame lookup, thread and process names.
     logging._srcfile = None  # type: ignore[attr-defined]

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import math
 import os
 import sys
 from collections.abc import Sequence
 
-from sdk.longrun import quiet_gc
+from sdk.longrun import configure_logging, quiet_gc
 
 from .settings import ConfigError, Settings
 
@@ -52,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ImportError as e:
         print(f"faas gateway: {e.name or e} is missing; pip install 'colonyfaas[gateway]'", file=sys.stderr)
         return 2
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(args.log_level)
     print(f"faas gateway: http://{args.host}:{args.port}  (server {settings.server_url}, colony "
           f"{settings.colony}, auth {'on' if settings.api_keys else 'off'})", file=sys.stderr)
     quiet_gc()

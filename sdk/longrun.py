@@ -3,8 +3,25 @@
 from __future__ import annotations
 
 import gc
+import logging
 
-__all__ = ["quiet_gc"]
+__all__ = ["configure_logging", "quiet_gc"]
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# Libraries that log a line per HTTP request at INFO: the executor's heartbeat alone made one every
+# few seconds, burying the lines about calls.
+_CHATTY = ("httpx", "httpcore")
+
+
+def configure_logging(level: str) -> None:
+    """Log to stderr at `level` (a name such as "info"); the HTTP client's per-request lines only
+    at DEBUG, where they help."""
+    numeric = logging.getLevelName(level.upper())
+    if not isinstance(numeric, int):
+        raise ValueError(f"unknown log level {level!r}")
+    logging.basicConfig(level=numeric, format=LOG_FORMAT)
+    for name in _CHATTY:
+        logging.getLogger(name).setLevel(logging.NOTSET if numeric <= logging.DEBUG else logging.WARNING)
 
 
 def quiet_gc() -> None:
