@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     start = sub.add_parser("start", help="register (or reuse) an executor and serve calls until SIGTERM")
     start.add_argument("--concurrency", type=int, default=2, help="calls run at once (= warm worker slots)")
-    start.add_argument("--prefetch", type=int, default=6,
+    start.add_argument("--prefetch", type=int, default=10,
                        help="calls taken beyond --concurrency while calls are short (< 0.1 s), so a worker "
                             "that frees finds its next call waiting, and closed several to a message; 0 takes "
                             "a call only for a free worker")

@@ -39,7 +39,7 @@ class ExecutorSettings:
     prvkey: str = field(default="", repr=False)
     colony_prvkey: str = field(default="", repr=False)
     concurrency: int = 2
-    prefetch: int = 6
+    prefetch: int = 10
     assign_timeout: float = 5.0
     default_timeout: float = 600.0
     lease: float = 30.0
