@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from sdk import ColoniesError, Config
-from sdk.longrun import configure_logging, quiet_gc
+from sdk.longrun import LOG_LEVELS, configure_logging, quiet_gc
 
 from .config import DEFAULT_TYPE, ExecutorSettings, default_name
 
@@ -22,8 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="faas executor", description="Run deployed functions in sandboxed warm workers")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     start = sub.add_parser("start", help="register (or reuse) an executor and serve calls until SIGTERM")
-    start.add_argument("--concurrency", type=int, default=2, help="calls run at once (= warm worker slots)")
-    start.add_argument("--prefetch", type=int, default=10,
+    start.add_argument("--concurrency", type=int, default=ExecutorSettings.concurrency, help="calls run at once (= warm worker slots)")
+    start.add_argument("--prefetch", type=int, default=ExecutorSettings.prefetch,
                        help="calls taken beyond --concurrency while calls are short (< 0.1 s), so a worker "
                             "that frees finds its next call waiting, and closed several to a message; 0 takes "
                             "a call only for a free worker")
@@ -45,8 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--no-namespaces", action="store_true", help="do not unshare namespaces")
     start.add_argument("--no-cgroups", action="store_true", help="do not use cgroup limits")
     start.add_argument("--burst", action="store_true", help="exit when nothing is left to assign")
-    start.add_argument("--log-level", default="info", type=str.lower,
-                       choices=["debug", "info", "warning", "error"])
+    start.add_argument("--log-level", default="info", type=str.lower, choices=LOG_LEVELS)
     return p
 
 

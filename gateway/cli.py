@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from sdk.longrun import configure_logging, quiet_gc
+from sdk.longrun import LOG_LEVELS, configure_logging, quiet_gc
 
 from .settings import ConfigError, Settings
 
@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     start.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     start.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    start.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    start.add_argument("--log-level", default="info", choices=LOG_LEVELS)
     return parser
 
 

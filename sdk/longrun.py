@@ -5,7 +5,10 @@ from __future__ import annotations
 import gc
 import logging
 
-__all__ = ["configure_logging", "quiet_gc"]
+__all__ = ["LOG_LEVELS", "configure_logging", "quiet_gc"]
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+"""What the CLIs' --log-level accepts (configure_logging takes any level name logging knows)."""
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Libraries that log a line per HTTP request at INFO: the executor's heartbeat alone made one every
