@@ -70,7 +70,10 @@ class Courier:
             if self._closed:
                 raise RuntimeError("the courier is closed")
             self._pending.append(ticket)
-            self._cond.notify()
+            # The courier waits for the first ticket, then lingers until the batch is full: only
+            # those two moments need it awake (a wake-up per ticket cost a context switch a call).
+            if len(self._pending) == 1 or len(self._pending) >= self.batch:
+                self._cond.notify()
 
     def close(self) -> None:
         """Send what is posted, then stop."""

@@ -273,7 +273,17 @@ class WorkerPool:
                 took = time.monotonic() - self._since.pop(decision.slot)
                 self._typical = took if self._typical is None else 0.8 * self._typical + 0.2 * took
                 self._slots.release(decision.slot, keep)
-                self._cond.notify_all()
+                self._wake_one()
+
+    def _wake_one(self) -> None:
+        """A slot is free: wake the longest waiting call (any waiter can take any free slot).
+        Under load every other loop thread waits here for a worker; waking them all for each
+        freed slot cost ten context switches and as many GIL hand-offs a call. `close()` waits
+        for every slot, so once closing, everyone is woken. Call with `_cond` held."""
+        if self._closed:
+            self._cond.notify_all()
+        else:
+            self._cond.notify()
 
     def calls_are_short(self, horizon: float) -> bool:
         """True when calls have usually ended within `horizon` s and none of the running ones

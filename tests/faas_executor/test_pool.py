@@ -277,6 +277,65 @@ def test_two_calls_run_at_once_in_two_workers(pool: WorkerPool) -> None:
     assert results[0].value != results[1].value
 
 
+def test_calls_queued_for_a_busy_pool_each_get_the_worker_as_it_frees(make_pool: PoolFactory) -> None:
+    # One worker, eight calls at once: each freed slot wakes one waiting call (not all of them),
+    # so a wake-up that went to nobody would leave the rest waiting until their 10 s ran out.
+    pool = make_pool(size=1)
+    b = source("nap", """
+        import time
+        def nap(i):
+            time.sleep(0.02)
+            return i
+    """)
+    results: list[Any] = []
+
+    def run(i: int) -> None:
+        results.append(pool.run(b, [i], {}, timeout=10))
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert all(o.ok for o in results) and sorted(o.value for o in results) == list(range(8)), results
+    assert len(pool.workers()) == 1  # one warm worker ran them all
+
+
+def test_close_waits_for_the_running_call_and_refuses_the_waiting_ones(make_pool: PoolFactory) -> None:
+    pool = make_pool(size=1)
+    b = source("slow", """
+        import time
+        def slow():
+            time.sleep(0.5)
+            return "done"
+    """)
+    outcomes: list[Any] = []
+    refused: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            outcomes.append(pool.run(b, [], {}, timeout=20))
+        except RuntimeError as e:
+            refused.append(e)
+
+    first = threading.Thread(target=run)
+    first.start()
+    deadline = time.monotonic() + 10
+    while not any(s.busy for s in pool._slots.slots) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    waiting = threading.Thread(target=run)  # finds the only slot busy and waits for it
+    waiting.start()
+    time.sleep(0.1)
+    closer = threading.Thread(target=pool.close)
+    closer.start()
+    closer.join(15)  # the running call's end must wake close() too, not only the waiting call
+    assert not closer.is_alive(), "close() still waiting after the running call ended"
+    first.join(5)
+    waiting.join(5)
+    assert [o.value for o in outcomes] == ["done"]
+    assert [str(e) for e in refused] == ["worker pool is closed"]
+
+
 def test_a_new_version_is_loaded_and_the_old_worker_retired(pool: WorkerPool) -> None:
     v1 = source("ver", "def ver():\n    return 1\n")
     v2 = source("ver", "def ver():\n    return 2\n")
