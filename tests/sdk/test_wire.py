@@ -31,6 +31,20 @@ def test_real_times(text: str, expected: datetime) -> None:
     assert TIME.validate_python(text) == expected
 
 
+@pytest.mark.parametrize("text", [
+    "2026-12-07T14:00:00.123456789Z", "2026-12-07T14:00:00.1234567Z", "2026-12-07T14:00:00.000000001Z",
+    "2026-12-07T14:00:00.999999999Z", "2026-12-07T14:00:00.123456789+00:00", "2026-12-07T14:00:00.12345678-03:30",
+])
+def test_nanoseconds_are_cut_to_microseconds_in_every_spelling(text: str) -> None:
+    # The UTC "Z" form (the server's) takes a short cut; it must agree with the general path,
+    # which the same instant written with an offset goes through.
+    got = TIME.validate_python(text)
+    head, _, rest = text[20:].partition("Z") if text.endswith("Z") else (text[20:-6], "", text[-6:])
+    digits = "".join(c for c in head if c.isdigit())
+    expected = datetime.fromisoformat(text[:20] + digits[:6].ljust(6, "0") + (rest or "+00:00"))
+    assert got == expected and got.microsecond == int(digits[:6].ljust(6, "0"))
+
+
 def test_times_are_sent_in_utc_with_z() -> None:
     t = datetime(2026, 1, 2, 8, 19, 10, 120000, tzinfo=timezone(timedelta(hours=1)))
     assert TIME.dump_python(t, mode="json") == "2026-01-02T07:19:10.12Z"
