@@ -177,7 +177,7 @@ class Executor:
         closes = [(t.processid, [t.outcome.value], None) if t.outcome.ok else (t.processid, None, [t.outcome.error])
                   for t in tickets]
         return self.rpc.send(messages.close_many_and_assign(closes, self.settings.colonyname, -1, len(tickets),
-                                                            prvkey=self.prvkey))
+                                                            slim=True, prvkey=self.prvkey))
 
     def request_stop(self) -> None:
         """Graceful drain: take no new work, finish what is running. Safe from a signal handler."""
@@ -391,7 +391,7 @@ class Executor:
             merged = messages.close_and_assign(
                 pid, s.colonyname, s.assign_timeout if timeout is None else timeout,
                 output=[outcome.value] if outcome.ok else None,
-                errors=None if outcome.ok else [outcome.error], prvkey=self.prvkey)
+                errors=None if outcome.ok else [outcome.error], slim=True, prvkey=self.prvkey)
             try:
                 return self.rpc.send(merged)
             except (ColoniesConnectionError, ColoniesTimeoutError) as e:

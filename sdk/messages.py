@@ -266,16 +266,23 @@ def fail(processid: str, errors: list[str] | str, *, prvkey: str | None = None) 
 
 
 def close_and_assign(processid: str, colony: str, timeout: float, *, output: list[Any] | None = None,
-                     errors: list[str] | str | None = None, prvkey: str | None = None) -> Call[Process | None]:
+                     errors: list[str] | str | None = None, slim: bool = False,
+                     prvkey: str | None = None) -> Call[Process | None]:
     """Protocol extension (our server only): `close` (or `fail`, when `errors` is given) the
     assigned process, then `assign` the next one, in one round trip. None when no process came
     within `timeout`. A refused close raises its own error and assigns nothing; the upstream
-    server answers 403 "invalid rpcMsg.PayloadType" (send close and assign separately then)."""
+    server answers 403 "invalid rpcMsg.PayloadType" (send close and assign separately then).
+
+    `slim`: the next process comes with only what running it takes — `processid`, `input` and
+    the spec's `funcname`, `args`, `kwargs`, `env` and `maxexectime`; every other field is its
+    default (docs/SERVER.md). A server without it sends the whole process, which parses the same."""
     fields: dict[str, Any] = {"processid": processid, "colonyname": colony, "timeout": timeout}
     if errors is None:
         fields.update(successful=True, out=list(output or []))
     else:
         fields.update(successful=False, errors=[errors] if isinstance(errors, str) else [str(e) for e in errors])
+    if slim:
+        fields["assigned"] = "slim"
     return Call(_msg("closeandassignmsg", **fields), _next_process, prvkey)
 
 
@@ -285,21 +292,24 @@ def _next_process(payload: Any) -> Process | None:
 
 
 def close_many_and_assign(closes: Sequence[tuple[str, list[Any] | None, list[str] | None]], colony: str,
-                          timeout: float, count: int, *,
+                          timeout: float, count: int, *, slim: bool = False,
                           prvkey: str | None = None) -> Call[tuple[list[Process], list[dict[str, Any]]]]:
     """Protocol extension (our server only, "closeandassign" in versionmsg's extensions): close
     several processes — each `(processid, output, None)`, or `(processid, None, errors)` to fail
     it — and assign up to `count` more, in one round trip and one transaction; long-polls up to
     `timeout` s for one (< 0: one try) when none is waiting. Returns (processes assigned, closes
-    refused as {"processid", "status", "message"}): a refused close does not stop the others."""
+    refused as {"processid", "status", "message"}): a refused close does not stop the others.
+    `slim` as for close_and_assign."""
     items: list[dict[str, Any]] = []
     for pid, output, errors in closes:
         if errors is None:
             items.append({"processid": pid, "successful": True, "out": list(output or [])})
         else:
             items.append({"processid": pid, "successful": False, "errors": [str(e) for e in errors]})
-    return Call(_msg("closeandassignmsg", closes=items, colonyname=colony, timeout=timeout, count=count),
-                _assigned_and_refused, prvkey)
+    fields: dict[str, Any] = {"closes": items, "colonyname": colony, "timeout": timeout, "count": count}
+    if slim:
+        fields["assigned"] = "slim"
+    return Call(_msg("closeandassignmsg", **fields), _assigned_and_refused, prvkey)
 
 
 def _assigned_and_refused(payload: Any) -> tuple[list[Process], list[dict[str, Any]]]:

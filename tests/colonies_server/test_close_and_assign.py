@@ -198,3 +198,35 @@ def test_bad_batches_are_400_and_only_executors_may_send_them(rpc: Rpc) -> None:
     user_reply = rpc.call(_batch([{"processid": pid, "successful": True, "out": []}], colony.name), user.prvkey)
     assert user_reply.status == 500 and "executor not found" in user_reply.message
     assert rpc.get_process(pid, user.prvkey)["state"] == 1  # none of them closed it
+
+
+def test_slim_assignments_carry_what_running_them_takes(rpc: Rpc) -> None:
+    """"assigned": "slim" (what faas_executor asks for): the id, `in` and five spec fields."""
+    colony = rpc.add_colony()
+    user, exe = rpc.add_user(colony), rpc.add_executor(colony)
+    spec = {"args": [1, "two"], "kwargs": {"x": 3}, "env": {"FAAS_REVISION": "r1"}, "maxexectime": 30}
+    pids = [rpc.submit(colony.name, user.prvkey, funcname="f", **spec)["processid"] for _ in range(3)]
+    assert rpc.assign(colony.name, exe.prvkey).payload["processid"] == pids[0]
+    want = {"funcname": "f", "args": [1, "two"], "kwargs": {"x": 3}, "env": {"FAAS_REVISION": "r1"}, "maxexectime": 30}
+
+    one = rpc.ok(_merged(pids[0], colony.name, assigned="slim", successful=True, out=[0]), exe.prvkey)
+    assert one == {"process": {"processid": pids[1], "spec": want, "in": []}}
+    many = rpc.ok({**_batch([{"processid": pids[1], "successful": True, "out": [1]}], colony.name, count=5),
+                   "assigned": "slim"}, exe.prvkey)
+    assert many == {"processes": [{"processid": pids[2], "spec": want, "in": []}], "refused": []}
+    # Slim is only how the reply looks: what is stored is the whole process, assigned as always.
+    stored = rpc.get_process(pids[2], user.prvkey)
+    assert stored["state"] == 1 and stored["assignedexecutorid"] == exe.id and stored["spec"]["nodename"] == "f"
+    assert rpc.get_process(pids[1], user.prvkey)["out"] == [1]
+
+
+def test_an_unknown_assigned_form_is_400_and_closes_nothing(rpc: Rpc) -> None:
+    colony = rpc.add_colony()
+    user, exe = rpc.add_user(colony), rpc.add_executor(colony)
+    pid = rpc.submit(colony.name, user.prvkey)["processid"]
+    assert rpc.assign(colony.name, exe.prvkey).payload["processid"] == pid
+    for msg in (_merged(pid, colony.name, assigned="thin", successful=True, out=[1]),
+                {**_batch([{"processid": pid, "successful": True, "out": [1]}], colony.name), "assigned": 7}):
+        bad = rpc.call(msg, exe.prvkey)
+        assert bad.status == 400 and 'assigned must be "process" or "slim"' in bad.message, bad.describe()
+    assert rpc.get_process(pid, user.prvkey)["state"] == 1  # still running: nothing was closed

@@ -201,6 +201,22 @@ def test_close_and_assign_hands_over_the_next_process(client: Colonies) -> None:
         client.close_and_assign(second.processid, COLONY, -1)
 
 
+def test_slim_close_and_assign_brings_what_running_the_next_one_takes(client: Colonies) -> None:
+    client.remove_all_processes(COLONY, prvkey=COLONY_PRVKEY)
+    first = client.submit(spec())
+    second = client.submit(spec(kwargs={"k": 1}, maxexectime=9, env={"A": "b"}))
+    p = client.assign(COLONY, 5)
+    assert p is not None and p.processid == first.processid
+    nxt = client.close_and_assign(p.processid, COLONY, 5, output=[1], slim=True)
+    assert nxt is not None and nxt.processid == second.processid
+    assert (nxt.spec.funcname, nxt.spec.args, nxt.spec.kwargs, nxt.spec.maxexectime, nxt.spec.env, nxt.input) == (
+        "f", ["a", 1], {"k": 1}, 9, {"A": "b"}, [])
+    assert nxt.assignedexecutorid == ""  # left out of a slim reply; the server has it
+    assert client.get_process(nxt.processid).assignedexecutorid != ""
+    assert client.close_and_assign(nxt.processid, COLONY, -1, output=[2], slim=True) is None
+    assert client.get_process(second.processid).output == [2]
+
+
 def test_fail_and_remove_all(client: Colonies) -> None:
     client.submit(spec())
     p = run(client, fail="boom")

@@ -200,6 +200,9 @@ def test_optional_fields() -> None:
     assert m.close_and_assign("p", "dev", 5, output=[1]).msg == {
         "msgtype": "closeandassignmsg", "processid": "p", "colonyname": "dev", "timeout": 5,
         "successful": True, "out": [1]}
+    assert m.close_and_assign("p", "dev", 5, output=[1], slim=True).msg["assigned"] == "slim"
+    assert m.close_many_and_assign([("p", [1], None)], "dev", -1, 1, slim=True).msg["assigned"] == "slim"
+    assert "assigned" not in m.close_many_and_assign([("p", [1], None)], "dev", -1, 1).msg
     failed = m.close_and_assign("p", "dev", -1, errors="bad")
     assert failed.msg["successful"] is False and failed.msg["errors"] == ["bad"] and "out" not in failed.msg
     assert failed.result({"process": None}) is None
