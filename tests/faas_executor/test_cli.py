@@ -16,8 +16,8 @@ def test_defaults_register_a_uniquely_named_faas_executor() -> None:
     assert settings.executortype == DEFAULT_TYPE
     assert settings.executorname.startswith(DEFAULT_TYPE + "-")
     assert settings.colony_prvkey == ENV["COLONIES_COLONY_PRVKEY"]
-    assert (settings.concurrency, settings.prefetch) == (2, 10)
-    assert settings.pool_settings().size == 2  # prefetch adds loops, not workers
+    assert (settings.concurrency, settings.prefetch) == (3, 10)
+    assert settings.pool_settings().size == 3  # prefetch adds loops, not workers
     assert config.port == 50099
 
 
