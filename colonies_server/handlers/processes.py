@@ -202,7 +202,7 @@ async def close_and_assign(rt: Runtime, signer: str, msg: dict[str, Any]) -> Any
     of closes) and "count", see _close_many_and_assign."""
     if "closes" in msg:
         return await _close_many_and_assign(rt, signer, msg)
-    _assigned(msg)  # a bad "assigned" is refused before anything is closed
+    reply = _assigned(msg)  # a bad "assigned" is refused before anything is closed
     pid = get_str(msg, "processid")
     successful = msg.get("successful")
     if not isinstance(successful, bool):
@@ -220,7 +220,7 @@ async def close_and_assign(rt: Runtime, signer: str, msg: dict[str, Any]) -> Any
             _close_failed(tx, pid, signer, errors or [], now)
         return lifecycle.assign_next(tx, colony=colony, executor=e, now_ns=now)
     p = await _long_poll(rt, signer, colony, e, timeout, first)
-    return {"process": _assigned(msg)(p) if p is not None else None}
+    return {"process": reply(p) if p is not None else None}
 
 
 SLIM_SPEC = ("funcname", "args", "kwargs", "env", "maxexectime")
