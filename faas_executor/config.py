@@ -39,8 +39,8 @@ class ExecutorSettings:
     prvkey: str = field(default="", repr=False)
     colony_prvkey: str = field(default="", repr=False)
     # Workers: one more than the two cores of the machine it was measured on. While the executor's
-    # batched closes travel, a third worker keeps both cores busy: +10-20 % calls/s at c=64 against
-    # 2 and 4 there (bench/README.md, ninth round). Set --concurrency to your cores + 1.
+    # batched closes travel, a third worker keeps both cores busy: on average +14 % calls/s at c=64
+    # against 2 there, +9 % against 4 (bench/README.md, ninth round). Set --concurrency to your cores + 1.
     concurrency: int = 3
     prefetch: int = 10
     assign_timeout: float = 5.0
