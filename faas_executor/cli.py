@@ -22,7 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="faas executor", description="Run deployed functions in sandboxed warm workers")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     start = sub.add_parser("start", help="register (or reuse) an executor and serve calls until SIGTERM")
-    start.add_argument("--concurrency", type=int, default=ExecutorSettings.concurrency, help="calls run at once (= warm worker slots; default %(default)s: one more than 2 cores, "
+    start.add_argument("--concurrency", type=int, default=ExecutorSettings.concurrency,
+                       help="calls run at once (= warm worker slots; default %(default)s: one more than 2 cores, "
                             "use your cores + 1)")
     start.add_argument("--prefetch", type=int, default=ExecutorSettings.prefetch,
                        help="calls taken beyond --concurrency while calls are short (< 0.1 s), so a worker "

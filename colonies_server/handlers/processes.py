@@ -227,12 +227,13 @@ SLIM_SPEC = ("funcname", "args", "kwargs", "env", "maxexectime")
 """What of a spec an executor needs to run it (faas_executor reads nothing else of an assignment)."""
 
 
-def _slim(p: dict[str, Any]) -> dict[str, Any]:
+def _slim_assignment(p: dict[str, Any]) -> dict[str, Any]:
     """An assignment with "assigned": "slim": the process's id, `in` and the spec fields that run
     it. The whole process is ~1.7 KB rendered; ten of them a reply were ~20 KB to encode, send,
     decode and validate for six fields each (bench/README.md, ninth round)."""
     spec = p["spec"]
-    return {"processid": p["processid"], "spec": {k: spec[k] for k in SLIM_SPEC if k in spec}, "in": p.get("in", [])}
+    return {"processid": p["processid"], "spec": {k: spec[k] for k in SLIM_SPEC if k in spec},
+            "in": p.get("in", [])}
 
 
 def _assigned(msg: dict[str, Any]) -> Callable[[dict[str, Any]], dict[str, Any]]:
@@ -240,7 +241,7 @@ def _assigned(msg: dict[str, Any]) -> Callable[[dict[str, Any]], dict[str, Any]]
     how = msg.get("assigned", "process")
     if how not in ("process", "slim"):
         raise RPCError(400, 'Failed to close and assign, assigned must be "process" or "slim"')
-    return _slim if how == "slim" else render
+    return _slim_assignment if how == "slim" else render
 
 
 def _closes(msg: dict[str, Any]) -> list[tuple[str, bool, list[Any]]]:
