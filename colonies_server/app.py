@@ -46,7 +46,7 @@ class ColoniesApp:
             if scope["path"] != "/pubsub" or self.runtime is None:
                 await send({"type": "websocket.close", "code": 1008})
                 return
-            await serve_pubsub(self.runtime, receive, send)
+            await serve_pubsub(self.runtime, receive, send, scope.get("client"))
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 

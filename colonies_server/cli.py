@@ -30,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
                    "(default $COLONIES_DB or sqlite:///colonies.db; password from $PGPASSWORD)")
     s.add_argument("--dev", action="store_true", help="create the dev server id, colony 'dev', user and executor")
     s.add_argument("--log-level", default=None, choices=["debug", "info", "warning", "error"])
+    s.add_argument("--no-sessions", action="store_true",
+                   help="refuse connection sessions: every message must be signed, also from this host "
+                        "(default: loopback clients may bind a connection once; $COLONIES_SERVER_SESSIONS=false)")
     return p
 
 
@@ -54,6 +57,8 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
         kw["cron_period"] = int(env["COLONIES_CRON_CHECKER_PERIOD"]) / 1000
     if env.get("COLONIES_SQLITE_SYNCHRONOUS"):
         kw["sqlite_synchronous"] = env["COLONIES_SQLITE_SYNCHRONOUS"]
+    if args.no_sessions or env.get("COLONIES_SERVER_SESSIONS", "true").lower() not in _TRUE:
+        kw["sessions"] = False
     level = args.log_level or ("debug" if env.get("COLONIES_VERBOSE", "").lower() in _TRUE else None)
     if level:
         kw["log_level"] = level

@@ -44,6 +44,9 @@ class Settings:
     # OS page cache once COMMIT returns) but not a power loss; FULL: also power loss, at one fsync per
     # group commit (~4 ms on these VMs). See docs/SERVER.md.
     sqlite_synchronous: str = "NORMAL"
+    # Connection sessions (colonies_server.sessions): a loopback client may bind a connection to its
+    # identity once instead of signing every message on it.
+    sessions: bool = True
     log_level: str = "info"
     build_version: str = "colonyfaas-0.1.0"
     build_time: str = ""

@@ -12,15 +12,15 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from .crypto import SignatureError
 from .envelope import decode_payload, encode_error, encode_reply, parse_request
 from .errors import RPCError
 from .handlers.fields import get_int, get_num, get_str
 from .handlers.processes import keyed_id, submit_process
 from .handlers.server import unsupported_message
 from .procs import FAILED, SUCCESS, new_id, render
-from .rpc import signer_of
+from .rpc import envelope_signer
 from .runtime import Runtime
+from .sessions import BIND_MSG, NONCE_MSG, Session, is_local_peer
 
 __all__ = ["serve_pubsub"]
 
@@ -29,9 +29,10 @@ FRAME_TYPE = "subscribeprocessmsg"  # upstream uses it for both subscription kin
 
 
 class _Socket:
-    def __init__(self, rt: Runtime, send: Any) -> None:
+    def __init__(self, rt: Runtime, send: Any, client: Any = None) -> None:
         self.rt = rt
         self._send = send
+        self.session = Session(is_local_peer(client))
         self.out: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.subs: set[asyncio.Task[None]] = set()
         self.closed = False
@@ -231,12 +232,13 @@ _HANDLERS = {"subscribeprocessmsg": _subscribe_process, "subscribeprocessesmsg":
              ACK_TYPE: _submit_and_subscribe}
 
 
-async def serve_pubsub(rt: Runtime, receive: Any, send: Any) -> None:
+async def serve_pubsub(rt: Runtime, receive: Any, send: Any, client: Any = None) -> None:
+    """One /pubsub websocket; `client` is the ASGI scope's client address (for sessions)."""
     message = await receive()
     if message["type"] != "websocket.connect":
         return
     await send({"type": "websocket.accept"})
-    sock = _Socket(rt, send)
+    sock = _Socket(rt, send, client)
     writer = asyncio.create_task(sock.writer())
     reader = asyncio.create_task(_read_frames(sock, receive))
     any_started = asyncio.create_task(_wait_all_done(sock))
@@ -259,6 +261,15 @@ async def serve_pubsub(rt: Runtime, receive: Any, send: Any) -> None:
             await send({"type": "websocket.close", "code": 1000})
         except Exception:
             pass
+
+
+def _session_frame(sock: _Socket, req: Any) -> dict[str, Any]:
+    """connectionnoncemsg / bindconnectionmsg on this socket (colonies_server.sessions); a socket
+    is held open by its subscriptions only, so a session alone does not keep it."""
+    if req.payloadtype == NONCE_MSG:
+        return sock.session.issue_nonce(sock.rt.settings.sessions)
+    signer = envelope_signer(req.payload, req.signature, sock.session)
+    return sock.session.bind(signer, req.signature, decode_payload(req.payload, req.payloadtype))
 
 
 async def _wait_all_done(sock: _Socket) -> None:
@@ -286,15 +297,15 @@ async def _read_frames(sock: _Socket, receive: Any) -> None:
         try:
             req = parse_request(raw)
             fn = _HANDLERS.get(req.payloadtype)
+            if fn is None and req.payloadtype in (NONCE_MSG, BIND_MSG):  # answered at once, in order
+                sock.frame(encode_reply(req.payloadtype, _session_frame(sock, req)))
+                continue
             if fn is None:
                 if req.payloadtype == "subscribechannelmsg":  # left out (channels), and pycolonies'
                     # subscribe_channel() waits in recv() for a reply: say no, as POST /api does.
                     sock.frame(encode_error(501, unsupported_message(req.payloadtype) or ""))
                 continue  # upstream silently ignores other types on this socket
-            try:
-                signer = signer_of(req.payload, req.signature)
-            except SignatureError as e:
-                raise RPCError(403, f"Failed to recover ID from signature: {e}") from None
+            signer = envelope_signer(req.payload, req.signature, sock.session)
             msg = decode_payload(req.payload, req.payloadtype)
             sock.started_any = True
             sock.start(fn(sock, signer, msg))

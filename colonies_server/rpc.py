@@ -12,8 +12,9 @@ from .envelope import decode_payload, encode_error, encode_reply, parse_request
 from .errors import NoReply, RPCError
 from .registry import HANDLERS, UNSIGNED
 from .runtime import Runtime
+from .sessions import BIND_MSG, NONCE_MSG, SESSION_PREFIX, Session, issue_nonce, session_signer
 
-__all__ = ["call", "dispatch", "is_long_poll", "signer_of"]
+__all__ = ["call", "dispatch", "envelope_signer", "is_long_poll", "signer_of"]
 
 log = logging.getLogger(__name__)
 _REPLY_TYPE = {"getpausestatusmsg": "pausestatusreplymsg"}
@@ -48,15 +49,31 @@ def is_long_poll(body: bytes) -> bool:
 _LONG_POLL_SCAN = 1 << 20  # a close-and-assign carries the output; larger ones are not watched
 
 
-async def call(rt: Runtime, payloadtype: str, payload: str, signature: str, who: list[str] | None = None) -> Any:
-    """Verify and run one RPC; returns the result object or raises RPCError. `who` receives the signer id."""
+def envelope_signer(payload: str, signature: str, conn: Session | None) -> str:
+    """The signer of an envelope: recovered from its signature, or the identity bound to the
+    connection for a session marker (colonies_server.sessions); RPCError 403 otherwise."""
+    try:
+        if signature.startswith(SESSION_PREFIX):
+            return session_signer(conn, signature)
+        return signer_of(payload, signature)
+    except SignatureError as e:
+        raise RPCError(403, f"Failed to recover ID from signature: {e}") from None
+
+
+async def call(rt: Runtime, payloadtype: str, payload: str, signature: str, who: list[str] | None = None,
+               conn: Session | None = None) -> Any:
+    """Verify and run one RPC; returns the result object or raises RPCError. `who` receives the signer id;
+    `conn` is the connection's session state (None where the route has no connection of its own)."""
     handler = HANDLERS.get(payloadtype)
     if payloadtype in UNSIGNED and handler is not None:
         return await handler(rt, "", {})
-    try:
-        signer = signer_of(payload, signature)
-    except SignatureError as e:
-        raise RPCError(403, f"Failed to recover ID from signature: {e}") from None
+    if payloadtype == NONCE_MSG:
+        return issue_nonce(conn, rt.settings.sessions)
+    signer = envelope_signer(payload, signature, conn)
+    if payloadtype == BIND_MSG:
+        if conn is None:
+            raise RPCError(403, "connection sessions are not available on this route; sign every message")
+        return conn.bind(signer, signature, decode_payload(payload, payloadtype))
     if handler is None:
         if not payloadtype:
             raise RPCError(403, "invalid rpcMsg.PayloadType: empty payload type, the client may be out of date")
@@ -67,7 +84,7 @@ async def call(rt: Runtime, payloadtype: str, payload: str, signature: str, who:
     return await handler(rt, signer, msg)
 
 
-async def dispatch(rt: Runtime, body: bytes) -> tuple[int, bytes]:
+async def dispatch(rt: Runtime, body: bytes, conn: Session | None = None) -> tuple[int, bytes]:
     """One POST /api body → (HTTP status, reply envelope bytes). Never raises."""
     t0 = time.perf_counter()
     pt = "?"
@@ -75,7 +92,7 @@ async def dispatch(rt: Runtime, body: bytes) -> tuple[int, bytes]:
     try:
         req = parse_request(body)
         pt = req.payloadtype
-        result = await call(rt, pt, req.payload, req.signature, who)
+        result = await call(rt, pt, req.payload, req.signature, who, conn)
         status, out = 200, encode_reply(_REPLY_TYPE.get(pt, pt), result)
     except NoReply:
         status, out = 200, b""

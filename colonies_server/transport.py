@@ -22,6 +22,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from .envelope import encode_error
 from .rpc import dispatch, is_long_poll
+from .sessions import Session, is_local_peer
 from .wsserver import WebSocketProtocol
 
 if TYPE_CHECKING:
@@ -148,7 +149,7 @@ class _ApiCycle:
             self.body = []
             self.long_poll = is_long_poll(body)
             try:
-                status, out = await dispatch(rt, body)
+                status, out = await dispatch(rt, body, self.proto.session)
             except asyncio.CancelledError:  # the long-poll's caller disconnected
                 return
             if self.disconnected:
@@ -177,8 +178,10 @@ class ColoniesHttpProtocol(HttpToolsProtocol):
     """See the module docstring. `app` must be the ColoniesApp itself (not wrapped by middleware)."""
 
     api_running: _ApiCycle | None = None  # the /api request being answered (pipelining: not the newest)
+    session: Session  # this connection's session state (colonies_server.sessions)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self.session = Session(is_local_peer(transport.get_extra_info("peername")))
         super().connection_made(_CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
 
     def on_headers_complete(self) -> None:

@@ -22,7 +22,7 @@ uses a newer one only where the server has it (an older colonyfaas server names 
 async def version(rt: Runtime, signer: str, msg: dict[str, Any]) -> Any:
     s = rt.settings
     return {"buildversion": s.build_version, "buildtime": s.build_time, "msgtype": "versionmsg",
-            "extensions": list(EXTENSIONS)}
+            "extensions": [*EXTENSIONS, "sessions"] if s.sessions else list(EXTENSIONS)}
 
 
 @rpc("getserverinfomsg", signed=False)

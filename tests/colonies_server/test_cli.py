@@ -20,7 +20,8 @@ SERVER_ID = "039231c7644e04b6895471dd5335cf332681c54e27f81fac54f9067b3f2c0103"
 
 
 def _args(**kw: object) -> argparse.Namespace:
-    base: dict[str, object] = {"host": None, "port": None, "db": None, "dev": False, "log_level": None}
+    base: dict[str, object] = {"host": None, "port": None, "db": None, "dev": False, "log_level": None,
+                               "no_sessions": False}
     base.update(kw)
     return argparse.Namespace(**base)
 
@@ -33,6 +34,13 @@ def test_settings_from_env_and_args() -> None:
                       {"COLONIES_SERVER_ID": "a" * 64, "COLONIES_SERVER_PORT": "51000"})
     assert (s.server_id, s.port, s.db, s.dev, s.log_level) == ("a" * 64, 52000, "sqlite:///x.db", True, "debug")
     assert settings_from(_args(), {}).port == 50080
+
+
+def test_sessions_are_on_unless_turned_off() -> None:
+    assert settings_from(_args(), {}).sessions is True
+    assert settings_from(_args(no_sessions=True), {}).sessions is False
+    assert settings_from(_args(), {"COLONIES_SERVER_SESSIONS": "false"}).sessions is False
+    assert settings_from(_args(), {"COLONIES_SERVER_SESSIONS": "TRUE"}).sessions is True
 
 
 def test_unsupported_database_is_refused_clearly(capsys: pytest.CaptureFixture[str]) -> None:
