@@ -55,6 +55,8 @@ COURIER_LINGER_S = 0.002
 """How long the courier waits for more closes to share a message (see courier.py)."""
 BATCH_EXTENSION = "closeandassignbatch"
 """The server's name (versionmsg "extensions") for the batched closeandassignmsg the courier sends."""
+SESSIONS_EXTENSION = "sessions"
+"""The server's name for connection sessions (docs/SERVER.md), which the executor's FastRPC then binds."""
 
 
 class FunctionNotDeployed(LookupError):
@@ -104,7 +106,7 @@ class Executor:
         self._retry_wait = threading.Event()
         self._newest: dict[str, str] = {}  # name -> checksum of the newest revision the server named
         self._close_and_assign = True  # until the server says it has no closeandassignmsg
-        self._courier: Courier | None = None  # when the server takes batched closes (start_courier)
+        self._courier: Courier | None = None  # when the server takes batched closes (adopt_extensions)
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -129,10 +131,11 @@ class Executor:
             self.registered = True
         if s.register_functions:
             self._register_functions()
-        self.start_courier()
+        self.adopt_extensions()
         log.info("executor %s (%s, type %s) ready in colony %s, concurrency %d, prefetch %d%s",
                  s.executorname, self.executorid[:12], s.executortype, s.colonyname, s.concurrency, s.prefetch,
-                 ", closes batched under load" if self._courier is not None else "")
+                 (", closes batched under load" if self._courier is not None else "")
+                 + (", connections bound to its identity" if self.rpc.sessions else ""))
         log.info("%s", self.pool.describe())
         exposed = self.pool.exposure()
         if exposed:
@@ -153,21 +156,26 @@ class Executor:
 
     @property
     def courier(self) -> Courier | None:
-        """The courier batching closes under load (None: one message per call; see start_courier)."""
+        """The courier batching closes under load (None: one message per call; see adopt_extensions)."""
         return self._courier
 
-    def start_courier(self) -> None:
-        """Under load, batch closes (courier.py) when the server names the batched closeandassignmsg
-        among its extensions and prefetch is on (only then do several calls end back to back)."""
-        if self._courier is not None or self.settings.prefetch < 1:
+    def adopt_extensions(self) -> None:
+        """What the server's extensions allow: connection sessions (no signature per message on
+        connections bound to our identity, sdk.fastrpc), and under load, batched closes (courier.py)
+        when the server names the batched closeandassignmsg and prefetch is on (only then do
+        several calls end back to back)."""
+        if self._courier is not None:
             return
         try:
             version = self.client.version()
         except ColoniesError as e:
-            log.info("server version unknown (%s): one message per call", e)
+            log.info("server version unknown (%s): one signed message per call", e)
             return
         extensions = version.get("extensions") if isinstance(version, dict) else None
-        if isinstance(extensions, list) and BATCH_EXTENSION in extensions:
+        if not isinstance(extensions, list):
+            return
+        self.rpc.sessions = SESSIONS_EXTENSION in extensions
+        if BATCH_EXTENSION in extensions and self.settings.prefetch >= 1:
             # At most `prefetch` closes a message: the loops still holding a call then keep the
             # workers busy while the message is out (with every loop in it, they would sit idle).
             self._courier = Courier(self._send_closes, batch=self.settings.prefetch, linger=COURIER_LINGER_S)

@@ -37,7 +37,7 @@ from sdk.aio import settled
 from sdk.crypto import id_from_prvkey
 from sdk.envelope import build_envelope, parse_frame
 from sdk.errors import ColoniesConnectionError, ColoniesError, ColoniesTimeoutError, error_from_status
-from sdk.messages import keyed_process_id
+from sdk.messages import bind_connection, connection_nonce, keyed_process_id
 from sdk.models import Process, ProcessState
 
 from . import wsclient
@@ -121,6 +121,11 @@ class _Socket:
     reader: asyncio.Task[None] | None = None
     alive: bool = True
     outgoing: list[str] = field(default_factory=list)  # batched submissions for the next frame (pids)
+    session: str | None = None  # the server's session token for this socket, once bound
+
+    def envelope(self, msg: dict[str, Any], prvkey: str) -> str:
+        """`msg` as a frame for this socket: under its session, else signed."""
+        return build_envelope(msg, prvkey, self.session)
 
 
 class ProcessWaiter:
@@ -136,6 +141,7 @@ class ProcessWaiter:
         self.lifetime = lifetime
         self.min_left = min_left
         self.reconnect_max = reconnect_max
+        self.bind_timeout = 5.0
         self._connect = connect
         self._subs: dict[str, _Sub] = {}
         self._current: _Socket | None = None
@@ -151,6 +157,10 @@ class ProcessWaiter:
         # The server takes batched submissions without acknowledgements (its "submitbatch"
         # extension; see _submit_batched). Set by the gateway once the server says so.
         self.batch_submit = False
+        # Bind each socket to our identity once (the server's "sessions" extension) and send frames
+        # under the session instead of signing each. Set by the gateway once the server says so;
+        # turned off for good when the server refuses (it does for clients on another host).
+        self.sessions = False
         self.batches_sent = 0  # frames that carried batched submissions
         self._batched: dict[str, str] = {}  # requestid → processid, for the server's refusals
         self._signer = ""  # our identity's id (keyed process ids), computed on first use
@@ -204,7 +214,7 @@ class ProcessWaiter:
                "timeout": max(1, math.floor(sock.expires - time.monotonic()))}
         if idempotency_key:
             msg["idempotencykey"] = idempotency_key
-        frame = build_envelope(msg, self.prvkey)
+        frame = sock.envelope(msg, self.prvkey)
         if len(frame) > MAX_SOCKET_SUBMIT:
             raise TooLargeForSocket(f"submission of {len(frame)} bytes")
         ack: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -277,7 +287,7 @@ class ProcessWaiter:
             return
         timeout = max(1, math.floor(sock.expires - time.monotonic()))
         try:
-            for frame, calls in self._frames(pending, timeout):
+            for frame, calls in self._frames(sock, pending, timeout):
                 await sock.ws.send(frame)
                 self.batches_sent += 1
                 self.socket_submits += calls
@@ -288,11 +298,11 @@ class ProcessWaiter:
             for pid, sub in pending:
                 self._move(pid, sub, sock)
 
-    def _frames(self, pending: list[tuple[str, _Sub]], timeout: int) -> list[tuple[str, int]]:
-        """Signed frames for `pending`, halved until each fits the server's frame limit."""
+    def _frames(self, sock: _Socket, pending: list[tuple[str, _Sub]], timeout: int) -> list[tuple[str, int]]:
+        """Frames for `pending` on `sock`, halved until each fits the server's frame limit."""
         assert all(sub.submission is not None for _, sub in pending)
-        frame = build_envelope({"msgtype": "submitandsubscribemsg", "calls": [sub.submission for _, sub in pending],
-                                "timeout": timeout, "ack": "none", "end": "slim"}, self.prvkey)
+        frame = sock.envelope({"msgtype": "submitandsubscribemsg", "calls": [sub.submission for _, sub in pending],
+                               "timeout": timeout, "ack": "none", "end": "slim"}, self.prvkey)
         if len(frame) <= MAX_SOCKET_SUBMIT:
             return [(frame, len(pending))]
         if len(pending) == 1:
@@ -301,7 +311,7 @@ class ProcessWaiter:
                 sub.future.set_exception(TooLargeForSocket(f"submission of {len(frame)} bytes"))
             return []
         half = len(pending) // 2
-        return self._frames(pending[:half], timeout) + self._frames(pending[half:], timeout)
+        return self._frames(sock, pending[:half], timeout) + self._frames(sock, pending[half:], timeout)
 
     def _move(self, pid: str, sub: _Sub, sock: _Socket) -> None:
         """`sock` ended before the process did: subscribe again on a live socket (a batched
@@ -340,7 +350,7 @@ class ProcessWaiter:
                 sock.pids.add(processid)
                 sub.socket = sock
                 for state in self.states:
-                    await sock.ws.send(build_envelope(
+                    await sock.ws.send(sock.envelope(
                         {"msgtype": "subscribeprocessmsg", "processid": processid, "executortype": self.executortype,
                          "state": int(state), "timeout": timeout, "colonyname": self.colony}, self.prvkey))
                 return
@@ -361,13 +371,19 @@ class ProcessWaiter:
             opening = self._opening
             try:
                 ws = await self._open()
+                try:
+                    session = await self._bind(ws) if self.sessions else None
+                except BaseException:  # the socket broke while binding: not ours to keep
+                    with contextlib.suppress(Exception):
+                        await ws.close()
+                    raise
             except BaseException as e:
                 opening.set_exception(e)
                 opening.exception()  # retrieved here; waiters get it from the await below
                 raise
             finally:
                 self._opening = None
-            sock = _Socket(ws, time.monotonic() + self.lifetime)
+            sock = _Socket(ws, time.monotonic() + self.lifetime, session=session)
             self.sockets_opened += 1
             self._current = sock
             sock.reader = asyncio.get_running_loop().create_task(self._read(sock), name="faas-gateway-pubsub")
@@ -376,6 +392,28 @@ class ProcessWaiter:
             opening.set_result(sock)
             return sock
         return await asyncio.shield(self._opening)
+
+    async def _bind(self, ws: Any) -> str | None:
+        """Bind a new socket to our identity before anything else is sent on it: the session
+        token, or None (and sessions off from now on) when the server refuses. A socket that
+        breaks meanwhile raises, as its opening would."""
+        try:
+            nonce = await self._ask(ws, connection_nonce(), None)
+            return await self._ask(ws, bind_connection(nonce), self.prvkey)
+        except (ColoniesError, ValueError, asyncio.TimeoutError) as e:
+            self.sessions = False
+            log.info("pubsub: connection sessions refused (%s); signing every frame", e or type(e).__name__)
+            return None
+
+    async def _ask(self, ws: Any, call: Any, prvkey: str | None) -> str:
+        """One request and its reply on a socket nobody else reads yet."""
+        await ws.send(build_envelope(call.msg, prvkey))
+        reply = parse_frame(await asyncio.wait_for(ws.recv(), self.bind_timeout))
+        if reply.error:
+            reply.raise_for_error(403)
+        if reply.payloadtype != call.msgtype:
+            raise ColoniesError(f"expected a {call.msgtype} reply, got {reply.payloadtype!r}")
+        return str(call.result(reply.payload))
 
     async def _open(self) -> Any:
         if self._connect is not None:

@@ -356,6 +356,7 @@ class Gateway:
             self.waiter.submit_on_socket = True
             extensions = version.get("extensions")
             self.waiter.batch_submit = isinstance(extensions, list) and "submitbatch" in extensions
+            self.waiter.sessions = isinstance(extensions, list) and "sessions" in extensions
 
     async def invoke(self, call: Call, timeout: float) -> Result:
         """Run a call synchronously; raises GatewayError subclasses for every non-200 outcome."""

@@ -14,6 +14,7 @@ from .errors import ColoniesError, ForbiddenError, ServerError, error_from_statu
 __all__ = [
     "EXTENSIONS",
     "Reply",
+    "SESSION_PREFIX",
     "UNSIGNED",
     "build_envelope",
     "encode_payload",
@@ -28,8 +29,9 @@ def encode_payload(msg: dict[str, Any]) -> str:
     return base64.b64encode(json.dumps(msg).encode("utf-8")).decode("ascii")
 
 
-UNSIGNED = frozenset({"versionmsg", "getserverinfomsg"})
-"""Messages the server answers without checking a signature (protocol §1.2)."""
+UNSIGNED = frozenset({"versionmsg", "getserverinfomsg", "connectionnoncemsg"})
+"""Messages the server answers without checking a signature (protocol §1.2; connectionnoncemsg
+is our server's, docs/SERVER.md)."""
 
 
 EXTENSIONS = frozenset({"closeandassignmsg", "submitandsubscribemsg"})
@@ -37,16 +39,26 @@ EXTENSIONS = frozenset({"closeandassignmsg", "submitandsubscribemsg"})
 of its to match, so their payload JSON is written by orjson (~20 µs less per function spec)."""
 
 
-def build_envelope(msg: dict[str, Any], prvkey: str | None) -> str:
+SESSION_PREFIX = "session:"
+"""A signature field of "session:<token>" stands for the identity bound to the connection
+(our server's "sessions" extension, docs/SERVER.md; `sdk.fastrpc` binds its connections)."""
+
+
+def build_envelope(msg: dict[str, Any], prvkey: str | None, session: str | None = None) -> str:
     """The JSON text of a signed envelope; the signature covers the base64 payload string.
-    Without a key (only allowed for UNSIGNED messages) the signature is empty."""
+    Without a key (only allowed for UNSIGNED messages) the signature is empty. With `session` (a
+    token from bindconnectionmsg, for a message sent on the connection it was bound on) the
+    envelope carries the session marker instead of a signature."""
     if msg["msgtype"] in EXTENSIONS:
         payload = base64.b64encode(jsonx.dumps(msg)).decode("ascii")
     else:
         payload = encode_payload(msg)
-    if prvkey is None and msg["msgtype"] not in UNSIGNED:
+    if session is not None:
+        signature = SESSION_PREFIX + session
+    elif prvkey is None and msg["msgtype"] not in UNSIGNED:
         raise ValueError(f"{msg['msgtype']} must be signed")
-    signature = sign(payload, prvkey) if prvkey is not None else ""
+    else:
+        signature = sign(payload, prvkey) if prvkey is not None else ""
     return json.dumps({"payloadtype": msg["msgtype"], "payload": payload, "signature": signature})
 
 

@@ -34,10 +34,12 @@ __all__ = [
     "add_user",
     "approve_executor",
     "assign",
+    "bind_connection",
     "close",
     "close_and_assign",
     "close_many_and_assign",
     "colony_stats",
+    "connection_nonce",
     "fail",
     "get_attribute",
     "get_colonies",
@@ -90,6 +92,29 @@ def _msg(msgtype: str, **fields: Any) -> dict[str, Any]:
 def version(*, prvkey: str | None = None) -> Call[dict[str, Any]]:
     """Server build version (`versionmsg`, unsigned on the server side)."""
     return Call(_msg("versionmsg"), as_raw, prvkey)
+
+
+def _token(field: str) -> Any:
+    def parse(payload: Any) -> str:
+        value = payload.get(field) if isinstance(payload, dict) else None
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"expected a reply with a {field!r} string, got {payload!r}"[:200])
+        return value
+
+    return parse
+
+
+def connection_nonce() -> Call[str]:
+    """Protocol extension (our server only, "sessions" in versionmsg's extensions; unsigned): a
+    nonce for binding the connection this is sent on (docs/SERVER.md, "Connection sessions")."""
+    return Call(_msg("connectionnoncemsg"), _token("nonce"))
+
+
+def bind_connection(nonce: str, *, prvkey: str | None = None) -> Call[str]:
+    """Protocol extension ("sessions"): bind the connection that `nonce` came on to the signer.
+    Returns the session token; envelopes on that connection may then carry
+    `build_envelope(..., session=token)` instead of a signature."""
+    return Call(_msg("bindconnectionmsg", nonce=nonce), _token("session"), prvkey)
 
 
 def server_info(*, prvkey: str | None = None) -> Call[dict[str, Any]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import random
 import textwrap
 import threading
@@ -354,9 +356,16 @@ def test_prefetch_holds_the_next_call_while_calls_are_short(server: ServerHandle
 
 
 def test_under_load_several_calls_share_a_message_to_the_server(server: ServerHandle, s3_server: S3Server,
-                                                                tmp_path: Path) -> None:
+                                                                tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The courier (courier.py): with the workers busy on short calls, finished calls are closed
-    several to a message that also takes as many new ones; every result still arrives, once."""
+    several to a message that also takes as many new ones; every result still arrives, once. The
+    executor's connections are bound to its identity (the "sessions" extension): its closes and
+    assigns carry no signature."""
+    from sdk import envelope as sdk_envelope
+
+    signed: list[str] = []
+    real_sign = sdk_envelope.sign
+    monkeypatch.setattr(sdk_envelope, "sign", lambda payload, key: signed.append(payload) or real_sign(payload, key))
     with one_worker_executors(server, s3_server, tmp_path, 1, prefetch=4) as (client, (executor,)):
         stack = Stack(client, executor, threading.current_thread())
         # Calls of well under the courier's linger (2 ms): several end while one message is out.
@@ -367,6 +376,9 @@ def test_under_load_several_calls_share_a_message_to_the_server(server: ServerHa
         assert executor.courier is not None  # our server names "closeandassignbatch"
         assert executor.courier.tickets > executor.courier.messages > 0, (
             executor.courier.tickets, executor.courier.messages)
+        assert executor.rpc.sessions
+        kinds = [json.loads(base64.b64decode(payload))["msgtype"] for payload in signed]
+        assert "closeandassignmsg" not in kinds and kinds.count("bindconnectionmsg") >= 1, sorted(set(kinds))
 
 
 def test_prefetch_takes_nothing_while_calls_are_long(server: ServerHandle, s3_server: S3Server,

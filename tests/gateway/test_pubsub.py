@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 from typing import Any
 
 import pytest
@@ -253,3 +255,59 @@ async def test_an_unreadable_end_frame_leaves_the_answer_to_the_deadline_read(ca
             assert ended.state == ProcessState.SUCCESS and waiter.pending == 0
         finally:
             await waiter.close()
+
+
+async def test_sockets_bound_to_a_session_carry_frames_without_signatures(
+        server: ServerHandle, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The "sessions" extension: each new socket is bound once (one signature: the nonce's), and
+    every frame after that, submissions and subscriptions alike, goes under the session."""
+    from sdk import envelope as sdk_envelope
+
+    signed: list[str] = []
+    real_sign = sdk_envelope.sign
+    monkeypatch.setattr(sdk_envelope, "sign", lambda payload, key: signed.append(payload) or real_sign(payload, key))
+    client = AsyncColonies(server.host, server.port, prvkey=DEV_PRVKEY)
+    waiter = waiter_for(server, lifetime=3.0, min_left=1.5)
+    waiter.batch_submit = waiter.sessions = True
+    try:
+        before = len(signed)
+        calls = [asyncio.ensure_future(waiter.submit_and_wait(_wire_spec(), 30, 10, f"s-{i}")) for i in range(4)]
+        finished = [await finish(client, ok=True) for _ in range(4)]
+        results = await asyncio.gather(*calls)
+        assert sorted(pid for pid, _ in results) == sorted(finished)
+        assert all(ended is not None and ended.state == ProcessState.SUCCESS for _, ended in results)
+        (pid,) = await submit(client, 1)
+        task = asyncio.ensure_future(waiter.wait(pid, 30))  # a subscription, moved to a second socket
+        while waiter.sockets_opened < 2:
+            done, _ = await asyncio.wait({task}, timeout=0.1)
+            assert not done
+        await finish(client, ok=True)
+        process = await task
+        assert process is not None and process.state == ProcessState.SUCCESS
+        kinds = [json.loads(base64.b64decode(payload))["msgtype"] for payload in signed[before:]]
+        assert kinds.count("bindconnectionmsg") == waiter.sockets_opened == 2 and waiter.sessions
+        assert "submitandsubscribemsg" not in kinds and "subscribeprocessmsg" not in kinds
+        assert kinds.count("closesuccessfulmsg") == 5  # the test's own client still signs
+    finally:
+        await waiter.close()
+        await client.aclose()
+
+
+async def test_a_server_refusing_sessions_gets_signed_frames(tmp_path: Any) -> None:
+    from tests.harness.server import ThreadServer
+
+    srv = ThreadServer(db=f"sqlite:///{tmp_path / 'c.db'}", sessions=False)
+    srv.start()
+    client = AsyncColonies(srv.handle.host, srv.handle.port, prvkey=DEV_PRVKEY)
+    waiter = waiter_for(srv.handle)
+    waiter.batch_submit = waiter.sessions = True
+    try:
+        call = asyncio.ensure_future(waiter.submit_and_wait(_wire_spec(), 30, 10, "refused-session"))
+        finished = await finish(client, ok=True)
+        pid, ended = await call
+        assert pid == finished and ended is not None and ended.state == ProcessState.SUCCESS
+        assert waiter.sessions is False
+    finally:
+        await waiter.close()
+        await client.aclose()
+        srv.stop()

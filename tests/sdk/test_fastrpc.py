@@ -17,11 +17,21 @@ from typing import Any
 
 import pytest
 
-from sdk import Colonies, ColoniesConnectionError, Conditions, FuncSpec, NotFoundError, ProcessState, messages
+from sdk import (
+    Colonies,
+    ColoniesConnectionError,
+    ColoniesError,
+    Conditions,
+    FuncSpec,
+    NotFoundError,
+    ProcessState,
+    messages,
+)
+from sdk import envelope as sdk_envelope
 from sdk.fastrpc import MAX_BODY, FastRPC, _SyncConn
 from tests.harness.http_peer import reply
 from tests.harness.ports import free_port
-from tests.harness.server import DEV_COLONY, DEV_PRVKEY
+from tests.harness.server import DEV_COLONY, DEV_PRVKEY, ThreadServer
 
 MAX_HEADERS = 100  # reply head lines the blocking sender reads before it gives up
 Script = Callable[[int], "bytes | None"]
@@ -97,6 +107,48 @@ def test_calls_from_many_threads_against_the_real_server(client: Colonies) -> No
             rpc.send(messages.get_process("ab" * 32))
     finally:
         rpc.close()
+
+
+def test_sessions_bind_each_connection_once_and_then_nothing_is_signed(
+        client: Colonies, monkeypatch: pytest.MonkeyPatch) -> None:
+    rpc = FastRPC.for_client(client)
+    rpc.sessions = True
+    try:
+        spec = FuncSpec(funcname="f", conditions=Conditions(colonyname=DEV_COLONY, executortype="nobody"))
+        first = rpc.send(messages.submit(spec))  # binds the new connection (signing the nonce), then sends
+        conn = rpc._idle[-1]
+        assert conn.session is not None and rpc.sessions
+        signed: list[str] = []
+        real_sign = sdk_envelope.sign
+        monkeypatch.setattr(sdk_envelope, "sign", lambda payload, key: signed.append(payload) or real_sign(payload, key))
+        got = rpc.send(messages.get_process(first.processid))
+        second = rpc.send(messages.submit(spec))
+        assert got.processid == first.processid and second.initiatorid == first.initiatorid
+        assert signed == []  # under the session: no signature made
+        # A call with another key never goes under our session: it is signed.
+        with pytest.raises(ColoniesError):
+            rpc.send(messages.get_executors(DEV_COLONY, prvkey="11" * 32))
+        assert len(signed) == 1 and conn.session is not None
+        # The server refusing the marker (here: a token it never issued) gets the message signed instead.
+        assert conn.session is not None
+        conn.session = (conn.session[0], "00" * 32)
+        again = rpc.send(messages.get_process(first.processid))
+        assert again.processid == first.processid and len(signed) == 2 and conn.session is None
+    finally:
+        rpc.close()
+
+
+def test_sessions_refused_by_the_server_mean_signed_calls(tmp_path: Any) -> None:
+    srv = ThreadServer(db=f"sqlite:///{tmp_path / 'c.db'}", sessions=False)
+    srv.start()
+    rpc = FastRPC(srv.handle.host, srv.handle.port, False, DEV_PRVKEY, sessions=True)
+    try:
+        assert isinstance(rpc.send(messages.get_executors(DEV_COLONY)), list)
+        assert rpc.sessions is False and rpc._idle[-1].session is None
+        assert isinstance(rpc.send(messages.get_executors(DEV_COLONY)), list)
+    finally:
+        rpc.close()
+        srv.stop()
 
 
 def test_unreachable_server_is_a_connection_error() -> None:
