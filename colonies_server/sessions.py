@@ -58,6 +58,11 @@ def is_local_peer(peer: Any) -> bool:
     return ip.is_loopback
 
 
+def _same(given: str, secret: str) -> bool:
+    """Constant-time comparison with a hex secret; anything not ASCII (even a lone surrogate) differs."""
+    return given.isascii() and hmac.compare_digest(given, secret)
+
+
 class Session:
     """One connection's session state (an HTTP connection or a /pubsub websocket)."""
 
@@ -84,7 +89,7 @@ class Session:
             raise RPCError(403, "bindconnectionmsg must be signed (not sent under a session)")
         nonce = msg.get("nonce")
         expected, self.nonce = self.nonce, None  # one try per nonce
-        if expected is None or not isinstance(nonce, str) or not hmac.compare_digest(nonce.encode(), expected.encode()):
+        if expected is None or not isinstance(nonce, str) or not _same(nonce, expected):
             raise RPCError(403, "bindconnectionmsg: not the nonce this connection was given "
                                 "(ask connectionnoncemsg on the same connection first)")
         self.signer, self.token = signer, secrets.token_hex(32)
@@ -93,7 +98,7 @@ class Session:
     def signer_of(self, signature: str) -> str:
         """The bound identity, for an envelope whose signature is a session marker."""
         token = signature[len(SESSION_PREFIX):]
-        if self.token is None or self.signer is None or not hmac.compare_digest(token.encode(), self.token.encode()):
+        if self.token is None or self.signer is None or not _same(token, self.token):
             raise SignatureError("no such session on this connection (bind it again, or sign the message)")
         return self.signer
 

@@ -64,7 +64,8 @@ def _request(head: bytes, call: Call[Any], prvkey: str | None, session: str | No
 
 
 _SESSION_REFUSED = "Failed to recover ID from signature"
-"""How the server refuses a session marker it does not know on this connection (a message it did not act on)."""
+"""How the server refuses a session marker it does not know on this connection (before acting on
+the message, so sending it again signed is safe)."""
 
 
 def _parse_head(head: bytes) -> tuple[int, dict[str, str]]:
@@ -135,8 +136,8 @@ class FastRPC:
     connection is first bound to the identity of the first call sent on it (docs/SERVER.md,
     "Connection sessions"): our server grants that to clients on the same host, and then the
     calls with that key go out on that connection with the session marker instead of a signature
-    (~0.1 ms less per call for the client and the server together). When the server refuses (another host, `--no-sessions`), `sessions` turns off
-    and every call is signed.
+    (~0.1 ms less per call for the client and the server together). When the server refuses
+    (another host, `--no-sessions`), `sessions` turns off and every call is signed.
     """
 
     def __init__(self, host: str, port: int, tls: bool, prvkey: str, *, timeout: float = 30.0,

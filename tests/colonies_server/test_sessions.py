@@ -33,7 +33,10 @@ class Conn:
         self.http.close()
 
     def post(self, env: dict[str, Any]) -> tuple[int, Any]:
-        self.http.request("POST", "/api", body=json.dumps(env), headers={"Content-Type": "application/json"})
+        return self.post_text(json.dumps(env))
+
+    def post_text(self, body: str) -> tuple[int, Any]:
+        self.http.request("POST", "/api", body=body, headers={"Content-Type": "application/json"})
         r = self.http.getresponse()
         body = json.loads(r.read())
         return r.status, json.loads(base64.b64decode(body["payload"]))
@@ -132,11 +135,24 @@ def test_wrong_token_new_nonce_and_bind_under_a_session_are_refused(conn: Conn) 
     assert conn.post(marked(get_executors(), "0" * 64))[0] == 403
     assert conn.post(marked(get_executors(), token[:-1]))[0] == 403
     assert conn.post(marked(get_executors(), "é" * 64))[0] == 403  # non-ASCII: refused, not a crash
+    surrogate = json.dumps(marked(get_executors(), "x")).replace("session:x", "session:\\ud800")
+    assert conn.post_text(surrogate)[0] in (400, 403)  # a lone surrogate: refused, not a crash
+    assert conn.post(marked(get_executors(), token))[0] == 200
     status, payload = conn.post(marked({"msgtype": "bindconnectionmsg", "nonce": "x"}, token))
     assert status == 403 and "must be signed" in payload["message"]
     assert conn.post(marked(get_executors(), token))[0] == 200
     conn.nonce()  # asking again ends the session
     assert conn.post(marked(get_executors(), token))[0] == 403
+
+
+def test_a_nonce_that_is_not_text_or_not_ascii_is_refused(conn: Conn) -> None:
+    for nonce in ("é" * 64, 7, None):
+        conn.nonce()
+        status, payload = conn.post(envelope({"msgtype": "bindconnectionmsg", "nonce": nonce}, DEV_PRVKEY))
+        assert status == 403 and "nonce" in payload["message"], (nonce, payload)
+    conn.nonce()  # a lone surrogate is not even JSON to the server: a 400, not a crash
+    status, payload = conn.post(envelope({"msgtype": "bindconnectionmsg", "nonce": "\ud800"}, DEV_PRVKEY))
+    assert status == 400, payload
 
 
 def test_a_marker_without_any_session_is_refused_like_a_bad_signature(conn: Conn) -> None:
