@@ -14,6 +14,7 @@ from .envelope import encode_error
 from .pubsub import serve_pubsub
 from .rpc import dispatch, is_long_poll
 from .runtime import Runtime
+from .sessions import FORWARDED
 from .store import open_store
 from .timers import Timers
 
@@ -46,7 +47,8 @@ class ColoniesApp:
             if scope["path"] != "/pubsub" or self.runtime is None:
                 await send({"type": "websocket.close", "code": 1008})
                 return
-            await serve_pubsub(self.runtime, receive, send, scope.get("client"))
+            forwarded = any(name in FORWARDED for name, _ in scope.get("headers") or ())
+            await serve_pubsub(self.runtime, receive, send, scope.get("client"), forwarded)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 

@@ -232,13 +232,14 @@ _HANDLERS = {"subscribeprocessmsg": _subscribe_process, "subscribeprocessesmsg":
              ACK_TYPE: _submit_and_subscribe}
 
 
-async def serve_pubsub(rt: Runtime, receive: Any, send: Any, client: Any = None) -> None:
-    """One /pubsub websocket; `client` is the ASGI scope's client address (for sessions)."""
+async def serve_pubsub(rt: Runtime, receive: Any, send: Any, client: Any = None, forwarded: bool = False) -> None:
+    """One /pubsub websocket; `client` is the ASGI scope's client address and `forwarded` whether
+    the upgrade request came through a proxy (both for sessions)."""
     message = await receive()
     if message["type"] != "websocket.connect":
         return
     await send({"type": "websocket.accept"})
-    sock = _Socket(rt, send, client)
+    sock = _Socket(rt, send, None if forwarded else client)
     writer = asyncio.create_task(sock.writer())
     reader = asyncio.create_task(_read_frames(sock, receive))
     any_started = asyncio.create_task(_wait_all_done(sock))

@@ -19,7 +19,8 @@ can instead bind the connection to its identity:
 A session marker replaces the signature's integrity protection with the connection's, so sessions
 exist only on connections from the loopback interface (or a Unix socket), where no one else can
 alter the bytes in transit. The server has no TLS of its own; across a network every message stays
-signed. A reverse proxy on the same host that pools its upstream connections cannot mix clients'
+signed. A loopback connection whose requests carry a proxy's headers (Forwarded, X-Forwarded-For,
+X-Real-IP, Via) counts as remote from then on. A reverse proxy on the same host that pools its upstream connections cannot mix clients'
 sessions up: the token is a secret of the client that bound the connection, and a session marker
 is honoured only on the connection it was issued on. `faas server start --no-sessions` (or
 COLONIES_SERVER_SESSIONS=false) turns the extension off.
@@ -35,11 +36,14 @@ from typing import Any
 from .crypto import SignatureError
 from .errors import RPCError
 
-__all__ = ["BIND_MSG", "NONCE_MSG", "SESSION_PREFIX", "Session", "is_local_peer"]
+__all__ = ["BIND_MSG", "FORWARDED", "NONCE_MSG", "SESSION_PREFIX", "Session", "is_local_peer"]
 
 NONCE_MSG = "connectionnoncemsg"
 BIND_MSG = "bindconnectionmsg"
 SESSION_PREFIX = "session:"
+FORWARDED = frozenset({b"forwarded", b"x-forwarded-for", b"x-real-ip", b"via"})
+"""Request headers a proxy adds: a loopback connection that carries them speaks for a client
+elsewhere, whose leg to the proxy may not be protected, so it gets no session."""
 
 
 def is_local_peer(peer: Any) -> bool:
@@ -73,6 +77,11 @@ class Session:
         self.nonce: str | None = None
         self.signer: str | None = None
         self.token: str | None = None
+
+    def forwarded(self) -> None:
+        """A request on this connection came through a proxy: no session from now on."""
+        self.local = False
+        self.nonce = self.signer = self.token = None
 
     def issue_nonce(self, enabled: bool) -> dict[str, Any]:
         if not enabled:

@@ -22,7 +22,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from .envelope import encode_error
 from .rpc import dispatch, is_long_poll
-from .sessions import Session, is_local_peer
+from .sessions import FORWARDED, Session, is_local_peer
 from .wsserver import WebSocketProtocol
 
 if TYPE_CHECKING:
@@ -198,6 +198,8 @@ class ColoniesHttpProtocol(HttpToolsProtocol):
                     too_large = int(value) > limit
                 except ValueError:
                     too_large = True
+            elif name in FORWARDED and self.session.local:
+                self.session.forwarded()
         http_version = parser.get_http_version()
         cycle = _ApiCycle(self, http_version != "1.0" and parser.should_keep_alive(), limit, too_large)
         if self.expect_100_continue and not too_large:

@@ -35,8 +35,8 @@ class Conn:
     def post(self, env: dict[str, Any]) -> tuple[int, Any]:
         return self.post_text(json.dumps(env))
 
-    def post_text(self, body: str) -> tuple[int, Any]:
-        self.http.request("POST", "/api", body=body, headers={"Content-Type": "application/json"})
+    def post_text(self, body: str, **headers: str) -> tuple[int, Any]:
+        self.http.request("POST", "/api", body=body, headers={"Content-Type": "application/json", **headers})
         r = self.http.getresponse()
         body = json.loads(r.read())
         return r.status, json.loads(base64.b64decode(body["payload"]))
@@ -160,6 +160,17 @@ def test_a_marker_without_any_session_is_refused_like_a_bad_signature(conn: Conn
     assert status == 403 and payload["message"].startswith("Failed to recover ID from signature")
 
 
+@pytest.mark.parametrize("header", ["X-Forwarded-For", "Forwarded", "X-Real-IP", "Via"])
+def test_a_connection_that_came_through_a_proxy_gets_no_session(conn: Conn, header: str) -> None:
+    """A loopback connection carrying a proxy's headers speaks for a client elsewhere."""
+    token, _ = conn.bind(DEV_PRVKEY)
+    status, _ = conn.post_text(json.dumps(envelope(get_executors(), DEV_PRVKEY)), **{header: "203.0.113.9"})
+    assert status == 200  # signed messages go on as before
+    assert conn.post(marked(get_executors(), token))[0] == 403  # the session it had is gone
+    status, payload = conn.post(envelope({"msgtype": "connectionnoncemsg"}, None))
+    assert status == 403 and "this host" in payload["message"]  # and it gets no new one
+
+
 def test_version_names_the_extension(conn: Conn) -> None:
     status, version = conn.post(envelope({"msgtype": "versionmsg"}, None))
     assert status == 200 and "sessions" in version["extensions"]
@@ -181,6 +192,14 @@ def test_pubsub_socket_binds_and_takes_frames_under_its_session(server: ServerHa
                                    "requestid": "r2", "timeout": 5, "ack": "processid"}, "cd" * 32)))
         refused = json.loads(ws.recv(timeout=10))
         assert refused["error"] and "Failed to recover ID" in json.loads(base64.b64decode(refused["payload"]))["message"]
+
+
+def test_pubsub_socket_opened_through_a_proxy_gets_no_nonce(server: ServerHandle) -> None:
+    with ws_connect(f"ws://{server.host}:{server.port}/pubsub",
+                    additional_headers={"X-Forwarded-For": "203.0.113.9"}) as ws:
+        ws.send(json.dumps(envelope({"msgtype": "connectionnoncemsg"}, None)))
+        reply = json.loads(ws.recv(timeout=10))
+        assert reply["error"] and "this host" in json.loads(base64.b64decode(reply["payload"]))["message"]
 
 
 def test_pubsub_marker_on_an_unbound_socket_is_refused(server: ServerHandle) -> None:
