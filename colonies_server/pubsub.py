@@ -18,9 +18,10 @@ from .handlers.fields import get_int, get_num, get_str
 from .handlers.processes import keyed_id, submit_process
 from .handlers.server import unsupported_message
 from .procs import FAILED, SUCCESS, new_id, render
-from .rpc import envelope_signer
+from .rpc import envelope_signer, session_reply
 from .runtime import Runtime
-from .sessions import BIND_MSG, NONCE_MSG, Session, is_local_peer
+from .sessions import MESSAGES as SESSION_MESSAGES
+from .sessions import Session, is_local_peer
 
 __all__ = ["serve_pubsub"]
 
@@ -264,15 +265,6 @@ async def serve_pubsub(rt: Runtime, receive: Any, send: Any, client: Any = None,
             pass
 
 
-def _session_frame(sock: _Socket, req: Any) -> dict[str, Any]:
-    """connectionnoncemsg / bindconnectionmsg on this socket (colonies_server.sessions); a socket
-    is held open by its subscriptions only, so a session alone does not keep it."""
-    if req.payloadtype == NONCE_MSG:
-        return sock.session.issue_nonce(sock.rt.settings.sessions)
-    signer = envelope_signer(req.payload, req.signature, sock.session)
-    return sock.session.bind(signer, req.signature, decode_payload(req.payload, req.payloadtype))
-
-
 async def _wait_all_done(sock: _Socket) -> None:
     """Ends when at least one subscription was made, none is left and the socket's hold is over."""
     loop = asyncio.get_running_loop()
@@ -298,8 +290,10 @@ async def _read_frames(sock: _Socket, receive: Any) -> None:
         try:
             req = parse_request(raw)
             fn = _HANDLERS.get(req.payloadtype)
-            if fn is None and req.payloadtype in (NONCE_MSG, BIND_MSG):  # answered at once, in order
-                sock.frame(encode_reply(req.payloadtype, _session_frame(sock, req)))
+            if fn is None and req.payloadtype in SESSION_MESSAGES:  # answered at once, in order; a
+                # socket is held open by its subscriptions only, so a session alone does not keep it
+                sock.frame(encode_reply(req.payloadtype, session_reply(sock.rt, req.payloadtype, req.payload,
+                                                                       req.signature, sock.session)))
                 continue
             if fn is None:
                 if req.payloadtype == "subscribechannelmsg":  # left out (channels), and pycolonies'

@@ -12,9 +12,10 @@ from .envelope import decode_payload, encode_error, encode_reply, parse_request
 from .errors import NoReply, RPCError
 from .registry import HANDLERS, UNSIGNED
 from .runtime import Runtime
-from .sessions import BIND_MSG, NONCE_MSG, SESSION_PREFIX, Session, issue_nonce, session_signer
+from .sessions import MESSAGES as SESSION_MESSAGES
+from .sessions import NONCE_MSG, SESSION_PREFIX, Session, bind, issue_nonce, session_signer
 
-__all__ = ["call", "dispatch", "envelope_signer", "is_long_poll", "signer_of"]
+__all__ = ["call", "dispatch", "envelope_signer", "is_long_poll", "session_reply", "signer_of"]
 
 log = logging.getLogger(__name__)
 _REPLY_TYPE = {"getpausestatusmsg": "pausestatusreplymsg"}
@@ -60,6 +61,16 @@ def envelope_signer(payload: str, signature: str, conn: Session | None) -> str:
         raise RPCError(403, f"Failed to recover ID from signature: {e}") from None
 
 
+def session_reply(rt: Runtime, payloadtype: str, payload: str, signature: str,
+                  conn: Session | None) -> dict[str, Any]:
+    """connectionnoncemsg or bindconnectionmsg on a connection (colonies_server.sessions), over
+    POST /api or a /pubsub socket."""
+    if payloadtype == NONCE_MSG:
+        return issue_nonce(conn, rt.settings.sessions)
+    signer = envelope_signer(payload, signature, conn)
+    return bind(conn, signer, signature, decode_payload(payload, payloadtype))
+
+
 async def call(rt: Runtime, payloadtype: str, payload: str, signature: str, who: list[str] | None = None,
                conn: Session | None = None) -> Any:
     """Verify and run one RPC; returns the result object or raises RPCError. `who` receives the signer id;
@@ -67,13 +78,9 @@ async def call(rt: Runtime, payloadtype: str, payload: str, signature: str, who:
     handler = HANDLERS.get(payloadtype)
     if payloadtype in UNSIGNED and handler is not None:
         return await handler(rt, "", {})
-    if payloadtype == NONCE_MSG:
-        return issue_nonce(conn, rt.settings.sessions)
+    if payloadtype in SESSION_MESSAGES:
+        return session_reply(rt, payloadtype, payload, signature, conn)
     signer = envelope_signer(payload, signature, conn)
-    if payloadtype == BIND_MSG:
-        if conn is None:
-            raise RPCError(403, "connection sessions are not available on this route; sign every message")
-        return conn.bind(signer, signature, decode_payload(payload, payloadtype))
     if handler is None:
         if not payloadtype:
             raise RPCError(403, "invalid rpcMsg.PayloadType: empty payload type, the client may be out of date")

@@ -36,10 +36,11 @@ from typing import Any
 from .crypto import SignatureError
 from .errors import RPCError
 
-__all__ = ["BIND_MSG", "FORWARDED", "NONCE_MSG", "SESSION_PREFIX", "Session", "is_local_peer"]
+__all__ = ["BIND_MSG", "FORWARDED", "MESSAGES", "NONCE_MSG", "SESSION_PREFIX", "Session", "is_local_peer"]
 
 NONCE_MSG = "connectionnoncemsg"
 BIND_MSG = "bindconnectionmsg"
+MESSAGES = frozenset({NONCE_MSG, BIND_MSG})
 SESSION_PREFIX = "session:"
 FORWARDED = frozenset({b"forwarded", b"x-forwarded-for", b"x-real-ip", b"via"})
 """Request headers a proxy adds: a loopback connection that carries them speaks for a client
@@ -112,10 +113,18 @@ class Session:
         return self.signer
 
 
-def issue_nonce(conn: Session | None, enabled: bool) -> dict[str, Any]:
+def _on(conn: Session | None) -> Session:
     if conn is None:
         raise RPCError(403, "connection sessions are not available on this route; sign every message")
-    return conn.issue_nonce(enabled)
+    return conn
+
+
+def issue_nonce(conn: Session | None, enabled: bool) -> dict[str, Any]:
+    return _on(conn).issue_nonce(enabled)
+
+
+def bind(conn: Session | None, signer: str, signature: str, msg: dict[str, Any]) -> dict[str, Any]:
+    return _on(conn).bind(signer, signature, msg)
 
 
 def session_signer(conn: Session | None, signature: str) -> str:
