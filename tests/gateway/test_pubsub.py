@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from gateway.pubsub import ProcessWaiter
-from sdk import AsyncColonies, Conditions, FuncSpec, ProcessState
+from sdk import AsyncColonies, Conditions, FuncSpec, Process, ProcessState
 from tests.harness.server import DEV_COLONY, DEV_PRVKEY, ServerHandle
 
 EXECUTOR_TYPE = "cli"  # the --dev executor's type, so DEV_PRVKEY can assign the test processes
@@ -31,6 +31,18 @@ async def finish(client: AsyncColonies, ok: bool) -> str:
     else:
         await client.fail(process.processid, ["Traceback: it failed"])
     return process.processid
+
+
+async def wait_past_first_socket(client: AsyncColonies, waiter: ProcessWaiter) -> Process | None:
+    """Submit a process and wait for it until the first socket's epoch ended and the wait moved
+    to a second socket; then finish it and return what the wait saw."""
+    (pid,) = await submit(client, 1)
+    task = asyncio.ensure_future(waiter.wait(pid, 30))
+    while waiter.sockets_opened < 2:
+        done, _ = await asyncio.wait({task}, timeout=0.1)
+        assert not done
+    await finish(client, ok=True)
+    return await task
 
 
 def waiter_for(server: ServerHandle, **kw: float) -> ProcessWaiter:
@@ -63,14 +75,7 @@ async def test_a_wait_outliving_its_socket_moves_to_a_new_one(server: ServerHand
     client = AsyncColonies(server.host, server.port, prvkey=DEV_PRVKEY)
     waiter = waiter_for(server, lifetime=2.0, min_left=1.0)
     try:
-        (pid,) = await submit(client, 1)
-        task = asyncio.ensure_future(waiter.wait(pid, 30))
-        # Until the first socket's epoch ended and the wait moved to a second socket.
-        while waiter.sockets_opened < 2:
-            done, _ = await asyncio.wait({task}, timeout=0.1)
-            assert not done
-        await finish(client, ok=True)
-        process = await task
+        process = await wait_past_first_socket(client, waiter)
         assert process is not None and process.state == ProcessState.SUCCESS
     finally:
         await waiter.close()
@@ -276,13 +281,7 @@ async def test_sockets_bound_to_a_session_carry_frames_without_signatures(
         results = await asyncio.gather(*calls)
         assert sorted(pid for pid, _ in results) == sorted(finished)
         assert all(ended is not None and ended.state == ProcessState.SUCCESS for _, ended in results)
-        (pid,) = await submit(client, 1)
-        task = asyncio.ensure_future(waiter.wait(pid, 30))  # a subscription, moved to a second socket
-        while waiter.sockets_opened < 2:
-            done, _ = await asyncio.wait({task}, timeout=0.1)
-            assert not done
-        await finish(client, ok=True)
-        process = await task
+        process = await wait_past_first_socket(client, waiter)  # a subscription, moved to a second socket
         assert process is not None and process.state == ProcessState.SUCCESS
         kinds = [json.loads(base64.b64decode(payload))["msgtype"] for payload in signed[before:]]
         assert kinds.count("bindconnectionmsg") == waiter.sockets_opened == 2 and waiter.sessions
