@@ -48,7 +48,7 @@ class ColoniesApp:
                 await send({"type": "websocket.close", "code": 1008})
                 return
             forwarded = any(name in FORWARDED for name, _ in scope.get("headers") or ())
-            await serve_pubsub(self.runtime, receive, send, scope.get("client"), forwarded)
+            await serve_pubsub(self.runtime, receive, send, scope.get("peer", scope.get("client")), forwarded)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 

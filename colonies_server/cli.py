@@ -33,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--no-sessions", action="store_true",
                    help="refuse connection sessions: every message must be signed, also from this host "
                         "(default: loopback clients may bind a connection once; $COLONIES_SERVER_SESSIONS=false)")
+    s.add_argument("--unix-socket", default=None, metavar="PATH",
+                   help="also listen on this Unix socket, for clients on this host that set "
+                        "COLONIES_SERVER_SOCKET to it (default $COLONIES_SERVER_SOCKET; none)")
     return p
 
 
@@ -59,6 +62,9 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
         kw["sqlite_synchronous"] = env["COLONIES_SQLITE_SYNCHRONOUS"]
     if args.no_sessions or env.get("COLONIES_SERVER_SESSIONS", "true").lower() not in _TRUE:
         kw["sessions"] = False
+    unix_socket = args.unix_socket or env.get("COLONIES_SERVER_SOCKET", "").strip()
+    if unix_socket:
+        kw["unix_socket"] = unix_socket
     level = args.log_level or ("debug" if env.get("COLONIES_VERBOSE", "").lower() in _TRUE else None)
     if level:
         kw["log_level"] = level
@@ -94,18 +100,31 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     from .app import create_app
+    from .transport import listen_sockets, unlink_unix_socket, uvicorn_config
 
     class _Server(uvicorn.Server):
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets=sockets)
             if self.started:
                 quiet_gc()
-                print(f"colonies server listening on http://{settings.host}:{settings.port} (db {settings.db})",
+                also = f" and unix:{settings.unix_socket}" if settings.unix_socket else ""
+                print(f"colonies server listening on http://{settings.host}:{settings.port}{also} (db {settings.db})",
                       flush=True)
 
-    from .transport import uvicorn_config
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().shutdown(sockets=sockets)
+            # Here, not after run(): uvicorn re-raises the SIGTERM it handled once serve() is done.
+            for sock in sockets or ():
+                sock.close()  # uvloop's servers had their own copies: ours would still accept into the backlog
+            if settings.unix_socket:
+                unlink_unix_socket(settings.unix_socket)
 
     config = uvicorn_config(create_app(settings), settings)
+    try:
+        sockets = listen_sockets(config, settings)
+    except OSError as e:
+        print(f"faas server: {e}", file=sys.stderr)
+        return 1
     server = _Server(config)
-    server.run()  # uvicorn turns SIGINT/SIGTERM into a clean shutdown (lifespan closes the store)
+    server.run(sockets=sockets)  # uvicorn turns SIGINT/SIGTERM into a clean shutdown (lifespan closes the store)
     return 0 if server.started else 1

@@ -47,6 +47,9 @@ class Settings:
     # Connection sessions (colonies_server.sessions): a loopback client may bind a connection to its
     # identity once instead of signing every message on it.
     sessions: bool = True
+    # Also listen on this Unix socket ("" = TCP only): clients on the same host (a gateway, an
+    # executor) reach the server without TCP's loopback path (docs/SERVER.md, "Unix socket").
+    unix_socket: str = ""
     log_level: str = "info"
     build_version: str = "colonyfaas-0.1.0"
     build_time: str = ""

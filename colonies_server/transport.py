@@ -16,6 +16,9 @@ line + headers and the body separately); on loopback each send() also runs the r
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+import stat
 from typing import TYPE_CHECKING, Any
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
@@ -31,7 +34,7 @@ if TYPE_CHECKING:
     from .app import ColoniesApp
     from .config import Settings
 
-__all__ = ["ColoniesHttpProtocol", "uvicorn_config"]
+__all__ = ["ColoniesHttpProtocol", "bind_unix", "listen_sockets", "unlink_unix_socket", "uvicorn_config"]
 
 _HEAD = b"content-type: text/plain; charset=utf-8\r\ncontent-length: "
 
@@ -245,3 +248,64 @@ def uvicorn_config(app: ColoniesApp, settings: Settings, **overrides: Any) -> uv
                               proxy_headers=False, server_header=False, date_header=False)
     kw.update(overrides)
     return uvicorn.Config(app, **kw)
+
+
+def listen_sockets(config: uvicorn.Config, settings: Settings) -> list[socket.socket] | None:
+    """The listening sockets for `uvicorn.Server.run(sockets=...)`: None (uvicorn binds host:port
+    itself) unless the server also listens on a Unix socket, then [TCP, Unix]."""
+    if not settings.unix_socket:
+        return None
+    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+    tcp = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        tcp.bind((config.host, config.port))
+        tcp.listen(config.backlog)
+        return [tcp, bind_unix(settings.unix_socket, config.backlog)]
+    except OSError:
+        tcp.close()
+        raise
+
+
+def bind_unix(path: str, backlog: int = 4096) -> socket.socket:
+    """A listening Unix socket at `path`. A socket file left by a server that is gone is replaced;
+    a live one, or any other file, is refused (OSError with a message naming the path).
+
+    Mode 0666, as uvicorn's own `--uds`: any local user can reach the TCP port just as well, and
+    every message still carries a signature or a session bound by one."""
+    if os.path.lexists(path):
+        if not stat.S_ISSOCK(os.lstat(path).st_mode):
+            raise OSError(f"cannot listen on {path}: the file exists and is not a socket")
+        if _accepting(path):
+            raise OSError(f"cannot listen on {path}: another server is listening on it")
+        os.unlink(path)  # left behind by a server that did not stop cleanly
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(path)
+        os.chmod(path, 0o666)
+        sock.listen(backlog)
+    except OSError as e:
+        sock.close()
+        raise OSError(f"cannot listen on {path}: {e.strerror or e}") from None
+    return sock
+
+
+def unlink_unix_socket(path: str) -> None:
+    """Remove our socket file at shutdown, unless it is not a socket or someone else now listens on it."""
+    try:
+        if stat.S_ISSOCK(os.lstat(path).st_mode) and not _accepting(path):
+            os.unlink(path)
+    except OSError:
+        pass
+
+
+def _accepting(path: str) -> bool:
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)
+    try:
+        probe.connect(path)
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True

@@ -181,6 +181,7 @@ class WebSocketProtocol(asyncio.Protocol):
             "scheme": "wss" if self.transport.get_extra_info("sslcontext") else "ws",
             "server": tuple(server[:2]) if isinstance(server, tuple) else None,
             "client": tuple(client[:2]) if isinstance(client, tuple) else None,
+            "peer": client,  # the transport's peername as is: a str on a Unix socket (client is None there)
             "root_path": self.root_path, "path": self.root_path + unquote(raw_path.decode("latin-1")),
             "raw_path": self.root_path.encode("ascii") + raw_path, "query_string": query,
             "headers": headers, "subprotocols": [], "state": self.app_state.copy(),

@@ -21,7 +21,7 @@ SERVER_ID = "039231c7644e04b6895471dd5335cf332681c54e27f81fac54f9067b3f2c0103"
 
 def _args(**kw: object) -> argparse.Namespace:
     base: dict[str, object] = {"host": None, "port": None, "db": None, "dev": False, "log_level": None,
-                               "no_sessions": False}
+                               "no_sessions": False, "unix_socket": None}
     base.update(kw)
     return argparse.Namespace(**base)
 
@@ -41,6 +41,13 @@ def test_sessions_are_on_unless_turned_off() -> None:
     assert settings_from(_args(no_sessions=True), {}).sessions is False
     assert settings_from(_args(), {"COLONIES_SERVER_SESSIONS": "false"}).sessions is False
     assert settings_from(_args(), {"COLONIES_SERVER_SESSIONS": "TRUE"}).sessions is True
+
+
+def test_unix_socket_from_argument_or_environment() -> None:
+    assert settings_from(_args(), {}).unix_socket == ""
+    assert settings_from(_args(), {"COLONIES_SERVER_SOCKET": " /run/c.sock "}).unix_socket == "/run/c.sock"
+    assert settings_from(_args(unix_socket="/tmp/a.sock"), {"COLONIES_SERVER_SOCKET": "/run/c.sock"}).unix_socket \
+        == "/tmp/a.sock"
 
 
 def test_unsupported_database_is_refused_clearly(capsys: pytest.CaptureFixture[str]) -> None:
@@ -66,3 +73,39 @@ def test_start_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
             proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def test_start_listens_on_a_unix_socket_too_and_removes_it_at_the_end(tmp_path: Path) -> None:
+    port, path = free_port(), str(tmp_path / "colonies.sock")
+    proc = subprocess.Popen([sys.executable, "-m", "colonies_server", "start", "--port", str(port), "--db",
+                             f"sqlite:///{tmp_path / 'c.db'}", "--unix-socket", path], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, cwd=Path(__file__).parents[2])
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().decode()
+        assert line.startswith(f"colonies server listening on http://127.0.0.1:{port} and unix:{path} (db ")
+        assert httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200
+        with httpx.Client(transport=httpx.HTTPTransport(uds=path)) as c:
+            assert c.get("http://colonies/health").status_code == 200
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=20) in (0, -signal.SIGTERM)
+        assert not Path(path).exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def test_a_unix_socket_in_use_is_refused_clearly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from colonies_server.transport import bind_unix
+
+    path = str(tmp_path / "colonies.sock")
+    taken = bind_unix(path)
+    try:
+        assert main(["start", "--port", str(free_port()), "--db", f"sqlite:///{tmp_path / 'c.db'}",
+                     "--unix-socket", path]) == 1
+        assert f"cannot listen on {path}: another server is listening on it" in capsys.readouterr().err
+    finally:
+        taken.close()

@@ -75,15 +75,20 @@ class ThreadServer:
     def _run(self) -> None:
         # uvloop, like `faas server start`: on the default asyncio loop every keep-alive request
         # waits ~40 ms for a delayed ACK, which made the server look 10x slower than it is.
+        sockets = [self.sock]
+        if self.settings.unix_socket:  # also on a Unix socket, as `faas server start --unix-socket`
+            from colonies_server.transport import bind_unix
+
+            sockets.append(bind_unix(self.settings.unix_socket))
         try:
             import uvloop
         except ImportError:
-            asyncio.run(self.server.serve(sockets=[self.sock]))
+            asyncio.run(self.server.serve(sockets=sockets))
             return
         loop = uvloop.new_event_loop()
         try:
             asyncio.set_event_loop(loop)
-            loop.run_until_complete(self.server.serve(sockets=[self.sock]))
+            loop.run_until_complete(self.server.serve(sockets=sockets))
         finally:
             asyncio.set_event_loop(None)
             loop.close()
