@@ -26,7 +26,7 @@ def make_client(settings: Settings) -> Any:
         store = LocalStore(settings.local_store)
     return AsyncColonies(host=settings.server_host, port=settings.server_port, tls=settings.server_tls,
                          prvkey=settings.prvkey, store=store, timeout=settings.rpc_timeout,
-                         max_connections=settings.rpc_connections)
+                         max_connections=settings.rpc_connections, unix_socket=settings.server_socket)
 
 
 async def close_client(client: Any) -> None:

@@ -133,8 +133,9 @@ class ProcessWaiter:
 
     def __init__(self, url: str, prvkey: str, colony: str, executortype: str, *,
                  connect: Callable[..., Any] | None = None, lifetime: float = 20.0, min_left: float = 8.0,
-                 reconnect_max: float = 2.0) -> None:
+                 reconnect_max: float = 2.0, unix_socket: str = "") -> None:
         self.url = url
+        self.unix_socket = unix_socket  # open the sockets through it (the url still names the Host)
         self.prvkey = prvkey
         self.colony = colony
         self.executortype = executortype
@@ -204,7 +205,8 @@ class ProcessWaiter:
         try:
             sock = await self._socket()
         except Exception as e:  # cannot connect: as an unreachable server over HTTP
-            raise ColoniesConnectionError(f"cannot open {self.url}: {type(e).__name__}: {e}") from None
+            where = f"{self.url} through unix:{self.unix_socket}" if self.unix_socket else self.url
+            raise ColoniesConnectionError(f"cannot open {where}: {type(e).__name__}: {e}") from None
         if self.batch_submit and idempotency_key:
             return await self._submit_batched(sock, spec, timeout, idempotency_key)
         rid = f"{next(self._requests):x}"
@@ -418,7 +420,7 @@ class ProcessWaiter:
     async def _open(self) -> Any:
         if self._connect is not None:
             return await self._connect(self.url)
-        return await wsclient.connect(self.url, open_timeout=10, close_timeout=1)
+        return await wsclient.connect(self.url, open_timeout=10, close_timeout=1, unix_socket=self.unix_socket)
 
     async def _read(self, sock: _Socket) -> None:
         # The server ends the socket at `expires`; a little grace, then it is ours to close (one

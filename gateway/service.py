@@ -121,10 +121,10 @@ class Gateway:
         # submit and get_process, on every invocation's path: see rpc.py for why not `client`.
         self.rpc = rpc or LeanRPC(settings.server_host, settings.server_port, settings.server_tls,
                                   settings.prvkey, timeout=settings.rpc_timeout,
-                                  max_connections=settings.rpc_connections)
+                                  max_connections=settings.rpc_connections, unix_socket=settings.server_socket)
         self.catalog = FunctionCatalog(client, settings.colony, settings.label, settings.cache_ttl)
         self.waiter = waiter or ProcessWaiter(settings.pubsub_url, settings.prvkey, settings.colony,
-                                              settings.executortype)
+                                              settings.executortype, unix_socket=settings.server_socket)
         self.callbacks = callbacks or CallbackSender(settings.callback_attempts, settings.callback_backoff,
                                                      settings.callback_timeout)
         self.idempotency = IdempotencyStore(settings.idempotency_ttl, settings.idempotency_max_keys)

@@ -39,6 +39,9 @@ class Settings:
     server_host: str = "localhost"
     server_port: int = 50080
     server_tls: bool = False
+    # COLONIES_SERVER_SOCKET: reach the server through this Unix socket instead of TCP (a server on
+    # this host started with --unix-socket); no TLS on it.
+    server_socket: str = ""
     s3: S3Settings = field(default_factory=S3Settings)
     # Without S3: the directory of the local-directory store (COLONYFAAS_LOCAL_STORE, `faas dev`
     # without an S3 server). Function bundles are read from there.
@@ -84,11 +87,15 @@ class Settings:
 
     @property
     def server_url(self) -> str:
+        """The server as logs name it (its URL, or unix:PATH)."""
+        if self.server_socket:
+            return f"unix:{self.server_socket}"
         return f"{'https' if self.server_tls else 'http'}://{self.server_host}:{self.server_port}"
 
     @property
     def pubsub_url(self) -> str:
-        return f"{'wss' if self.server_tls else 'ws'}://{self.server_host}:{self.server_port}/pubsub"
+        secure = self.server_tls and not self.server_socket
+        return f"{'wss' if secure else 'ws'}://{self.server_host}:{self.server_port}/pubsub"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], **overrides: object) -> Settings:
@@ -122,6 +129,7 @@ class Settings:
             server_host=env.get("COLONIES_SERVER_HOST", "localhost"),
             server_port=_int(env, "COLONIES_SERVER_PORT", 50080),
             server_tls=_bool(env, "COLONIES_SERVER_TLS", False),
+            server_socket=env.get("COLONIES_SERVER_SOCKET", "").strip(),
             s3=s3,
             local_store=env.get("COLONYFAAS_LOCAL_STORE", "").strip(),
             api_keys=frozenset(keys),

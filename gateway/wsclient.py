@@ -343,9 +343,11 @@ class WebSocket:
 
 
 async def connect(url: str, *, open_timeout: float = 10.0, close_timeout: float = 1.0,
-                  max_size: int = MAX_MESSAGE, ssl_context: ssl.SSLContext | None = None) -> WebSocket:
+                  max_size: int = MAX_MESSAGE, ssl_context: ssl.SSLContext | None = None,
+                  unix_socket: str = "") -> WebSocket:
     """Open a websocket to a ws:// or wss:// `url`; WebSocketError if the server refuses the
-    upgrade, OSError/TimeoutError if it cannot be reached."""
+    upgrade, OSError/TimeoutError if it cannot be reached. With `unix_socket` the connection goes
+    to that Unix socket (the url still gives the Host header and path; ws:// only)."""
     parts = urlsplit(url)
     hostname = parts.hostname
     if parts.scheme not in ("ws", "wss") or not hostname:
@@ -359,9 +361,16 @@ async def connect(url: str, *, open_timeout: float = 10.0, close_timeout: float 
     if secure:
         kw = {"ssl": ssl_context or ssl.create_default_context(), "server_hostname": hostname}
 
+    if unix_socket and secure:
+        raise ValueError("a websocket through a Unix socket is ws://, not wss://")
+
     async def opening() -> WebSocket:
-        transport, protocol = await loop.create_connection(lambda: _Protocol(host_header, path, max_size),
-                                                           hostname, port, **kw)
+        def factory() -> _Protocol:
+            return _Protocol(host_header, path, max_size)
+        if unix_socket:
+            transport, protocol = await loop.create_unix_connection(factory, unix_socket)
+        else:
+            transport, protocol = await loop.create_connection(factory, hostname, port, **kw)
         try:
             await protocol.opened
         except BaseException:

@@ -50,7 +50,7 @@ def _botocore(exc: BaseException) -> ColoniesError | None:
     return StoreError(f"S3: {exc}")
 
 
-def translate(exc: BaseException) -> ColoniesError | None:
+def translate(exc: BaseException, where: str = "") -> ColoniesError | None:
     """The SDK error for a foreign exception, or None for exceptions that are not I/O failures."""
     if isinstance(exc, ColoniesError):
         return exc
@@ -60,7 +60,7 @@ def translate(exc: BaseException) -> ColoniesError | None:
     if isinstance(exc, httpx.TimeoutException):
         return ColoniesTimeoutError(f"request timed out: {exc!r}")
     if isinstance(exc, httpx.TransportError):
-        return ColoniesConnectionError(f"cannot reach the server: {exc!r}")
+        return ColoniesConnectionError(f"cannot reach the server{f' at {where}' if where else ''}: {exc!r}")
     if isinstance(exc, wsx.InvalidStatus):
         status = exc.response.status_code
         return ColoniesConnectionError(f"websocket upgrade refused: HTTP {status}", status)
@@ -77,14 +77,15 @@ def translate(exc: BaseException) -> ColoniesError | None:
 
 
 @contextmanager
-def translate_errors() -> Iterator[None]:
-    """Re-raise httpx/websockets/botocore/socket failures as the SDK's typed errors."""
+def translate_errors(where: str = "") -> Iterator[None]:
+    """Re-raise httpx/websockets/botocore/socket failures as the SDK's typed errors (`where`: the
+    server as a connection error names it)."""
     try:
         yield
     except ColoniesError:
         raise
     except Exception as exc:
-        mapped = translate(exc)
+        mapped = translate(exc, where)
         if mapped is None:
             raise
         raise mapped from exc

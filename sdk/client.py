@@ -35,11 +35,14 @@ class Colonies(BaseClient):
 
     def __init__(self, host: str = "localhost", port: int = 50080, tls: bool = False, prvkey: str = "", *,
                  store: Store | None = None, timeout: float = DEFAULT_TIMEOUT, colonyname: str = "",
-                 verify: bool | str = True, max_connections: int = 100) -> None:
+                 verify: bool | str = True, max_connections: int = 100, unix_socket: str = "") -> None:
         super().__init__(host, port, tls, prvkey, store=store, timeout=timeout, colonyname=colonyname,
-                         verify=verify)
+                         verify=verify, unix_socket=unix_socket)
         self._http = httpx.Client(timeout=timeout, verify=self.ssl_context or True, limits=httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections))
+            max_connections=max_connections, max_keepalive_connections=max_connections),
+            transport=httpx.HTTPTransport(uds=unix_socket, limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections))
+            if unix_socket else None)
 
     @classmethod
     def from_config(cls, config: Config, *, store: Store | None = None, **kwargs: Any) -> Colonies:
@@ -62,7 +65,7 @@ class Colonies(BaseClient):
 
     def _send(self, call: Call[Any]) -> Any:
         body = self._envelope(call)
-        with translate_errors():
+        with translate_errors(self.where):
             reply = self._http.post(self.api_url, content=body.encode("utf-8"),
                                     timeout=self._http_timeout(call))
         return self._result(call, reply.status_code, reply.content)

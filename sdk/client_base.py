@@ -40,7 +40,7 @@ class BaseClient:
 
     def __init__(self, host: str = "localhost", port: int = DEFAULT_PORT, tls: bool = False,
                  prvkey: str = "", *, store: Store | None = None, timeout: float = DEFAULT_TIMEOUT,
-                 colonyname: str = "", verify: bool | str = True) -> None:
+                 colonyname: str = "", verify: bool | str = True, unix_socket: str = "") -> None:
         self.host = host
         self.port = int(port)
         self.tls = tls
@@ -48,11 +48,14 @@ class BaseClient:
         self.store = store
         self.timeout = timeout
         self.colonyname = colonyname
-        scheme = "https" if tls else "http"
-        self.url = f"{scheme}://{host}:{self.port}"
+        # Through a Unix socket on this host (Config.unix_socket) a connection carries no TLS: it
+        # never leaves the machine. URLs and Host headers still name host:port.
+        self.unix_socket = unix_socket
+        secure = tls and not unix_socket
+        self.url = f"{'https' if secure else 'http'}://{host}:{self.port}"
         self.api_url = f"{self.url}/api"
-        self.ws_url = f"{'wss' if tls else 'ws'}://{host}:{self.port}/pubsub"
-        self.ssl_context = ssl_context(verify) if tls else None
+        self.ws_url = f"{'wss' if secure else 'ws'}://{host}:{self.port}/pubsub"
+        self.ssl_context = ssl_context(verify) if secure else None
 
     def _ws_options(self, timeout: float) -> dict[str, Any]:
         """websockets `connect` options: our TLS settings, no frame size limit, bounded handshakes."""
@@ -60,15 +63,23 @@ class BaseClient:
                                    "max_size": None}
         if self.ssl_context is not None:
             options["ssl"] = self.ssl_context
+        if self.unix_socket:
+            options["unix"] = True  # websockets: connect to options["path"], a Unix socket
+            options["path"] = self.unix_socket
         return options
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.url!r})"
+        return f"{type(self).__name__}({self.where!r})"
+
+    @property
+    def where(self) -> str:
+        """The server as errors and logs name it: its URL, or unix:PATH."""
+        return f"unix:{self.unix_socket}" if self.unix_socket else self.url
 
     @classmethod
     def _config_kwargs(cls, config: Config) -> dict[str, Any]:
         return {"host": config.host, "port": config.port, "tls": config.tls, "prvkey": config.prvkey,
-                "colonyname": config.colonyname}
+                "colonyname": config.colonyname, "unix_socket": config.unix_socket}
 
     def _key(self, prvkey: str | None) -> str:
         key = prvkey or self.prvkey

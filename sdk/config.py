@@ -72,10 +72,13 @@ class Config:
     executortype: str = ""
     s3: S3Config | None = None
     local_store: str = ""
+    # COLONIES_SERVER_SOCKET: reach the server through this Unix socket (`faas server start
+    # --unix-socket`) instead of TCP to host:port; for clients on the server's host.
+    unix_socket: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
-        """Read COLONIES_SERVER_HOST/_PORT/_TLS, COLONIES_COLONY_NAME, COLONIES_COLONY_PRVKEY,
+        """Read COLONIES_SERVER_HOST/_PORT/_TLS/_SOCKET, COLONIES_COLONY_NAME, COLONIES_COLONY_PRVKEY,
         COLONIES_PRVKEY, COLONIES_EXECUTOR_NAME/_TYPE and AWS_S3_* from `env` (default os.environ).
 
         COLONIES_TLS (the v1.9 spelling) is honoured when COLONIES_SERVER_TLS is unset."""
@@ -100,6 +103,7 @@ class Config:
             executortype=e.get("COLONIES_EXECUTOR_TYPE", ""),
             s3=s3,
             local_store=e.get("COLONYFAAS_LOCAL_STORE", "").strip(),
+            unix_socket=e.get("COLONIES_SERVER_SOCKET", "").strip(),
         )
 
     @classmethod
@@ -124,6 +128,8 @@ class Config:
         }
         if self.executortype:
             env["COLONIES_EXECUTOR_TYPE"] = self.executortype
+        if self.unix_socket:
+            env["COLONIES_SERVER_SOCKET"] = self.unix_socket
         if self.s3 is not None:
             env.update({
                 "AWS_S3_ENDPOINT": self.s3.endpoint,

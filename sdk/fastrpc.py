@@ -53,6 +53,10 @@ class _StaleConnection(Exception):
 
 # -- pure helpers -----------------------------------------------------------------------------------
 
+def _where(host: str, port: int, unix_socket: str) -> str:
+    return f"unix:{unix_socket}" if unix_socket else f"{host}:{port}"
+
+
 def _request_head(host: str, port: int) -> bytes:
     return (f"POST /api HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
             f"Connection: keep-alive\r\nContent-Length: ").encode()
@@ -141,13 +145,15 @@ class FastRPC:
     """
 
     def __init__(self, host: str, port: int, tls: bool, prvkey: str, *, timeout: float = 30.0,
-                 ssl_context: ssl.SSLContext | None = None, sessions: bool = False) -> None:
+                 ssl_context: ssl.SSLContext | None = None, sessions: bool = False, unix_socket: str = "") -> None:
         self.host = host
         self.port = int(port)
         self.prvkey = prvkey
         self.sessions = sessions  # turned off for good when the server refuses one
         self.timeout = timeout
-        self._ssl = (ssl_context or ssl.create_default_context()) if tls else None
+        self.unix_socket = unix_socket  # connect here instead of host:port (no TLS: it stays on this host)
+        self.where = _where(host, self.port, unix_socket)
+        self._ssl = (ssl_context or ssl.create_default_context()) if tls and not unix_socket else None
         self._idle: deque[_SyncConn] = deque()
         self._lock = threading.Lock()
         self._head = _request_head(host, self.port)
@@ -157,7 +163,7 @@ class FastRPC:
         """A sender to the same server, with the same key, TLS settings and timeout as `client`
         (a `Colonies` or `AsyncColonies`)."""
         return cls(client.host, client.port, client.tls, client.prvkey, timeout=client.timeout,
-                   ssl_context=client.ssl_context)
+                   ssl_context=client.ssl_context, unix_socket=client.unix_socket)
 
     def send(self, call: Call[T]) -> T:
         """Sign, send and parse one call; raises the same typed errors as `Colonies`."""
@@ -186,11 +192,11 @@ class FastRPC:
                 raise ColoniesConnectionError("the server closed the connection before answering") from None
             except TimeoutError:  # socket.timeout is TimeoutError
                 conn.close()
-                raise ColoniesTimeoutError(f"no reply from {self.host}:{self.port} within {timeout:g} s") from None
+                raise ColoniesTimeoutError(f"no reply from {self.where} within {timeout:g} s") from None
             except BaseException as e:  # reset, garbage, interrupted: this connection is done
                 conn.close()
                 if isinstance(e, Exception):
-                    raise ColoniesConnectionError(f"{self.host}:{self.port}: {type(e).__name__}: {e}") from None
+                    raise ColoniesConnectionError(f"{self.where}: {type(e).__name__}: {e}") from None
                 raise
             if not conn.closed:
                 conn.used = time.monotonic()
@@ -217,7 +223,7 @@ class FastRPC:
             conn.session = (key, token)
         except (ColoniesError, ValueError) as e:  # refused, or a reply that is not one of ours
             self.sessions = False
-            log.info("%s:%d: connection sessions refused (%s); signing every message", self.host, self.port, e)
+            log.info("%s: connection sessions refused (%s); signing every message", self.where, e)
 
     def _acquire(self) -> tuple[_SyncConn, bool]:
         while True:
@@ -229,12 +235,21 @@ class FastRPC:
                 return conn, True
             conn.close()
         try:
-            sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.unix_socket:
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                try:
+                    sock.settimeout(self.timeout)
+                    sock.connect(self.unix_socket)
+                except BaseException:
+                    sock.close()
+                    raise
+            else:
+                sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self._ssl is not None:
                 sock = self._ssl.wrap_socket(sock, server_hostname=self.host)
         except OSError as e:
-            raise ColoniesConnectionError(f"cannot connect to {self.host}:{self.port}: {e}") from None
+            raise ColoniesConnectionError(f"cannot connect to {self.where}: {e}") from None
         return _SyncConn(sock), False
 
     @staticmethod
@@ -325,12 +340,14 @@ class AsyncFastRPC:
     """The asyncio twin of `FastRPC`, with at most `max_connections` exchanges at a time."""
 
     def __init__(self, host: str, port: int, tls: bool, prvkey: str, *, timeout: float = 10.0,
-                 max_connections: int = 8, ssl_context: ssl.SSLContext | None = None) -> None:
+                 max_connections: int = 8, ssl_context: ssl.SSLContext | None = None, unix_socket: str = "") -> None:
         self.host = host
         self.port = int(port)
         self.prvkey = prvkey
         self.timeout = timeout
-        self._ssl = (ssl_context or ssl.create_default_context()) if tls else None
+        self.unix_socket = unix_socket
+        self.where = _where(host, self.port, unix_socket)
+        self._ssl = (ssl_context or ssl.create_default_context()) if tls and not unix_socket else None
         self._idle: deque[_AsyncConn] = deque()
         self._slots = asyncio.Semaphore(max_connections)
         self._head = _request_head(host, self.port)
@@ -355,11 +372,11 @@ class AsyncFastRPC:
                     raise ColoniesConnectionError("the server closed the connection before answering") from None
                 except asyncio.TimeoutError:
                     conn.close()
-                    raise ColoniesTimeoutError(f"no reply from {self.host}:{self.port} within {timeout:g} s") \
+                    raise ColoniesTimeoutError(f"no reply from {self.where} within {timeout:g} s") \
                         from None
                 except Exception as e:  # reset, garbage, oversized headers: this connection is done
                     conn.close()
-                    raise ColoniesConnectionError(f"{self.host}:{self.port}: {type(e).__name__}: {e}") from None
+                    raise ColoniesConnectionError(f"{self.where}: {type(e).__name__}: {e}") from None
                 except BaseException:  # cancelled mid-exchange: the reply would confuse the next user
                     conn.close()
                     raise
@@ -375,10 +392,11 @@ class AsyncFastRPC:
                 return conn, True
             conn.close()
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(self.host, self.port, ssl=self._ssl), self.timeout)
+            opening = (asyncio.open_unix_connection(self.unix_socket) if self.unix_socket
+                       else asyncio.open_connection(self.host, self.port, ssl=self._ssl))
+            reader, writer = await asyncio.wait_for(opening, self.timeout)
         except (OSError, asyncio.TimeoutError) as e:
-            raise ColoniesConnectionError(f"cannot connect to {self.host}:{self.port}: {e}") from None
+            raise ColoniesConnectionError(f"cannot connect to {self.where}: {e}") from None
         return _AsyncConn(reader, writer), False
 
     @staticmethod

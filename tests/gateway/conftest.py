@@ -57,13 +57,14 @@ def deployed(server: ServerHandle, s3_server: S3Server) -> Iterator[Any]:
 class RealExecutor:
     """faas_executor's Executor (sandboxed warm workers) serving on a thread until stop()."""
 
-    def __init__(self, server: ServerHandle, s3: S3Server, workdir: Path) -> None:
+    def __init__(self, server: ServerHandle, s3: S3Server, workdir: Path, unix_socket: str = "") -> None:
         from faas_executor.config import ExecutorSettings
         from faas_executor.executor import Executor
         from faas_executor.pool import PoolSettings
         from sdk import Colonies
 
-        self.client = Colonies(server.host, server.port, prvkey=DEV_PRVKEY, store=store_for(s3))
+        self.client = Colonies(server.host, server.port, prvkey=DEV_PRVKEY, store=store_for(s3),
+                               unix_socket=unix_socket)
         settings = ExecutorSettings(
             colonyname=DEV_COLONY, executorname=f"gw-e2e-{workdir.name[-8:]}", colony_prvkey=COLONY_PRVKEY,
             concurrency=2, assign_timeout=1.0, lease=5.0, state_dir=str(workdir / "state"),

@@ -27,6 +27,13 @@ def test_from_env_reads_colonies_and_gateway_variables(tmp_path: Path) -> None:
     assert "ab" * 32 not in repr(s)
 
 
+def test_a_unix_socket_replaces_tcp_and_tls() -> None:
+    s = Settings.from_env({**ENV, "COLONIES_SERVER_SOCKET": " /run/colonies.sock "})
+    assert s.server_socket == "/run/colonies.sock"
+    assert (s.server_url, s.pubsub_url) == ("unix:/run/colonies.sock", "ws://srv:1234/pubsub")
+    assert Settings.from_env(ENV).server_socket == ""
+
+
 def test_the_local_directory_store_is_used_without_s3(tmp_path: Path) -> None:
     from gateway.client import make_client
     from sdk.stores import LocalStore
