@@ -72,8 +72,9 @@ def sample(stack: Stack) -> dict[str, float]:
 
 
 def run_soak(root: Path, seconds: float, rate: float = 25.0, concurrency: int = 8, warmup: float = 10.0,
-             every: float = 5.0, bound_mib: float = DEFAULT_BOUND_MIB, say: Any = print) -> SoakResult:
-    stack = Stack(root, executors=2)
+             every: float = 5.0, bound_mib: float = DEFAULT_BOUND_MIB, say: Any = print,
+             unix_socket: bool = False) -> SoakResult:
+    stack = Stack(root, executors=2, unix_socket=unix_socket)
     try:
         stack.start(deploy=FUNCTIONS)
         say(f"stack up: gateway {stack.url}, server {stack.server_url}; {rate}/s for {seconds:.0f}s")
@@ -124,12 +125,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rate", type=float, default=25.0, help="calls per second through the gateway")
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--bound", type=float, default=DEFAULT_BOUND_MIB, help="allowed RSS growth per component except the server, MiB")
+    ap.add_argument("--unix-socket", action="store_true",
+                    help="the gateway and the executors reach the server through its Unix socket")
     ap.add_argument("--out", help="write the result as JSON to this file")
     ap.add_argument("--json", action="store_true", help="print the result as JSON")
     args = ap.parse_args(argv)
     seconds = args.seconds if args.seconds is not None else args.minutes * 60
     with tempfile.TemporaryDirectory(prefix="faas-soak-") as tmp:
-        result = run_soak(Path(tmp), seconds, rate=args.rate, concurrency=args.concurrency, bound_mib=args.bound)
+        result = run_soak(Path(tmp), seconds, rate=args.rate, concurrency=args.concurrency, bound_mib=args.bound,
+                          unix_socket=args.unix_socket)
     data = asdict(result) | {"problems": result.problems()}
     if args.out:
         Path(args.out).write_text(json.dumps(data, indent=2) + "\n")

@@ -231,8 +231,10 @@ class Stack:
     """
 
     def __init__(self, root: Path, executors: int = 2, concurrency: int = 2, lease: float = 2.0,
-                 gateway_env: dict[str, str] | None = None, db: str | None = None) -> None:
+                 gateway_env: dict[str, str] | None = None, db: str | None = None, unix_socket: bool = False) -> None:
         self.root = root
+        # The server also on a Unix socket, which the gateway and the executors then use.
+        self.unix_socket = str(root / "colonies.sock") if unix_socket else ""
         root.mkdir(parents=True, exist_ok=True)
         self.db_path = root / "colonies.db"
         self.db = db or f"sqlite:///{self.db_path}"
@@ -249,7 +251,7 @@ class Stack:
         self.n_executors = executors
         self.server = Component(
             "server", [*FAAS, "server", "start", "--host", "127.0.0.1", "--port", str(self.server_port),
-                       "--db", self.db, "--dev"],
+                       "--db", self.db, "--dev", *(["--unix-socket", self.unix_socket] if self.unix_socket else [])],
             self.base, root / "server.log", ready_url=f"http://127.0.0.1:{self.server_port}/health")
         self.gateway = Component(
             "gateway", [*FAAS, "gateway", "start", "--host", "127.0.0.1", "--port", str(self.gateway_port)],
@@ -264,6 +266,7 @@ class Stack:
             "COLONIES_SERVER_HOST": "127.0.0.1", "COLONIES_SERVER_PORT": str(self.server_port),
             "COLONIES_SERVER_TLS": "false", "COLONIES_TLS": "false", "COLONIES_COLONY_NAME": self.colony,
             "COLONIES_PRVKEY": self.user_prvkey, **self.weed.server.env(),
+            **({"COLONIES_SERVER_SOCKET": self.unix_socket} if self.unix_socket else {}),
         }
 
     @property

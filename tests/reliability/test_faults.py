@@ -149,6 +149,41 @@ def test_kill9_of_the_server_then_restart_on_the_same_database(fault_stack: Stac
     assert t.accepted == t.sent
 
 
+def connected_on(path: str) -> int:
+    """Connected sockets bound to this Unix socket path (/proc/net/unix: state 03)."""
+    rows = [line.split() for line in Path("/proc/net/unix").read_text().splitlines()[1:]]
+    return sum(1 for r in rows if len(r) == 8 and r[7] == path and r[5] == "03")
+
+
+def test_kill9_of_a_server_on_a_unix_socket_its_clients_come_back_through_it(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Gateway and executors reach the server through its Unix socket; after kill -9 the socket
+    file is left behind, the restarted server replaces it, and the load goes on through it."""
+    stack = Stack(tmp_path_factory.mktemp("unix-stack"), unix_socket=True)
+    try:
+        stack.start(deploy=FUNCTIONS_FILE)
+        load = Load(stack.url, concurrency=8, delay=0.1, retry_seconds=90, wait=5, tag="udskill").start()
+        try:
+            load.wait_finished(30, timeout=60)
+            stack.server.kill9()
+            assert Path(stack.unix_socket).is_socket()  # stale: nobody accepts on it
+            wait_until(lambda: any(s in ("503", "502") for s in load.errors_seen()), 30, "clients to see the outage")
+            stack.restart_server()
+            load.wait_finished(60, timeout=150)
+        finally:
+            load.stop()
+        t = tally(load, settle(stack))
+        report("kill9_server_unix_socket", sent=t.sent, accepted=t.accepted, retried=t.retried, refused=t.refused,
+               failed=t.failed_answers, **t.bad(), errors_seen=t.errors_seen)
+        assert t.bad() == NO_FAULTS, t.examples
+        assert t.refused == 0 and t.failed_answers == 0 and t.failed_processes == 0, t.errors_seen
+        assert t.accepted == t.sent
+        # The gateway's and the executors' connections are on the socket (the server's ends of them).
+        assert connected_on(stack.unix_socket) >= 3
+    finally:
+        stack.close()
+
+
 def test_kill9_of_the_gateway_async_calls_survive_and_sync_callers_can_find_theirs(fault_stack: Stack) -> None:
     stack = fault_stack
     load = Load(stack.url, mode="mixed", concurrency=8, delay=0.5, max_calls=80, tag="gwkill").start()
