@@ -200,16 +200,22 @@ def warm(url: str, n: int = 200) -> None:
 
 # -- the stack --------------------------------------------------------------------------------------
 
-def start_stack(procs: Procs, work: Path, stand_in: bool,
-                executor_args: list[str] | None = None) -> tuple[str, dict[str, int], Any]:
-    """Server, S3, executor, gateway; returns (gateway url, pids of our processes, weed)."""
+def start_stack(procs: Procs, work: Path, stand_in: bool, executor_args: list[str] | None = None,
+                unix_socket: bool = True) -> tuple[str, dict[str, int], Any]:
+    """Server, S3, executor, gateway; returns (gateway url, pids of our processes, weed).
+
+    With `unix_socket` (the default) the server also listens on a Unix socket and the gateway and
+    the executor reach it there (COLONIES_SERVER_SOCKET), as processes on one host should."""
     weed = WeedProcess(work / "weed")
     s3 = weed.start()
     py = sys.executable
     server_port = free_port()
-    env = dict(os.environ, COLONIES_SERVER_HOST="127.0.0.1", COLONIES_SERVER_PORT=str(server_port),
+    env = {k: v for k, v in os.environ.items() if k != "COLONIES_SERVER_SOCKET"}
+    env.update(COLONIES_SERVER_HOST="127.0.0.1", COLONIES_SERVER_PORT=str(server_port),
                COLONIES_SERVER_TLS="false", COLONIES_COLONY_NAME=DEV_COLONY, COLONIES_PRVKEY=DEV_PRVKEY,
                COLONIES_COLONY_PRVKEY=COLONY_PRVKEY, **s3.env())
+    if unix_socket:
+        env["COLONIES_SERVER_SOCKET"] = str(work / "colonies.sock")
     procs.start("server", [py, "-m", "colonies_server", "start", "--host", "127.0.0.1", "--port", str(server_port),
                            "--db", f"sqlite:///{work / 'colonies.db'}", "--dev"], env)
     wait_port(server_port, 30)
@@ -304,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="`faas executor start --prefetch N` (default: the executor's own default)")
     ap.add_argument("--executor-concurrency", type=int, default=None,
                     help="`faas executor start --concurrency N` (default: the executor's own default)")
+    ap.add_argument("--tcp", action="store_true",
+                    help="gateway and executor reach the server over TCP loopback, not its Unix socket")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "gateway.json"))
     args = ap.parse_args(argv)
     # A SIGTERM (e.g. from `timeout`) unwinds through the `finally` below, which stops every child.
@@ -321,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
             ex_args = ["--concurrency", str(args.executor_concurrency)] if args.executor_concurrency else []
             if args.executor_prefetch is not None:
                 ex_args += ["--prefetch", str(args.executor_prefetch)]
-            gw_url, gw_pids, weed = start_stack(procs, work, args.stand_in_executor, ex_args)
+            gw_url, gw_pids, weed = start_stack(procs, work, args.stand_in_executor, ex_args, not args.tcp)
             baseline = measure(base_url, base_pids, args.duration, tool)
             gateway = measure(gw_url, gw_pids, args.duration, tool)
         except BaseException:
@@ -345,6 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         "executor": "stand-in (tests)" if args.stand_in_executor else "faas_executor",
         "executor_concurrency": args.executor_concurrency,
         "executor_prefetch": args.executor_prefetch,
+        "server_transport": "tcp" if args.tcp else "unix socket",
         # Other work on the machine moves every number; recorded so runs can be compared honestly.
         "load_average": {"start": load_start, "end": os.getloadavg()},
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
@@ -365,7 +374,8 @@ def main(argv: list[str] | None = None) -> int:
         ("CPU ms/call", baseline["cpu_ms_per_call"], gateway["cpu_ms_per_call"],
          gateway["cpu_ms_per_call"] / baseline["cpu_ms_per_call"], "gateway <= 1.5 ms"),
     ]
-    print(f"\nGET {PATH}  ({tool}, {args.duration:g} s per run, {os.cpu_count()} cpus)")
+    print(f"\nGET {PATH}  ({tool}, {args.duration:g} s per run, {os.cpu_count()} cpus, "
+          f"server reached over {result['server_transport']})")
     print(f"Python {python['version']} ({python['executable']}), interpreter probe {python['probe_ms']} ms")
     print(f"{'metric':<14} {'baseline':>12} {'gateway':>12} {'ratio':>8}  target")
     for name, b, g, r, target in rows:
