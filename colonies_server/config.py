@@ -48,7 +48,7 @@ class Settings:
     # identity once instead of signing every message on it.
     sessions: bool = True
     # Also listen on this Unix socket ("" = TCP only): clients on the same host (a gateway, an
-    # executor) reach the server without TCP's loopback path (docs/SERVER.md, "Unix socket").
+    # executor) reach the server without TCP's loopback path (docs/SERVER.md, "A Unix socket for clients on this host").
     unix_socket: str = ""
     log_level: str = "info"
     build_version: str = "colonyfaas-0.1.0"

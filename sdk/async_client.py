@@ -46,11 +46,10 @@ class AsyncColonies(BaseClient):
                  verify: bool | str = True, max_connections: int = 100, unix_socket: str = "") -> None:
         super().__init__(host, port, tls, prvkey, store=store, timeout=timeout, colonyname=colonyname,
                          verify=verify, unix_socket=unix_socket)
-        self._http = httpx.AsyncClient(timeout=timeout, verify=self.ssl_context or True, limits=httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections),
-            transport=httpx.AsyncHTTPTransport(uds=unix_socket, limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections))
-            if unix_socket else None)
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        transport = httpx.AsyncHTTPTransport(uds=unix_socket, limits=limits) if unix_socket else None
+        self._http = httpx.AsyncClient(timeout=timeout, verify=self.ssl_context or True, limits=limits,
+                                       transport=transport)
         self._pool: ThreadPoolExecutor | None = None
 
     @classmethod

@@ -38,11 +38,9 @@ class Colonies(BaseClient):
                  verify: bool | str = True, max_connections: int = 100, unix_socket: str = "") -> None:
         super().__init__(host, port, tls, prvkey, store=store, timeout=timeout, colonyname=colonyname,
                          verify=verify, unix_socket=unix_socket)
-        self._http = httpx.Client(timeout=timeout, verify=self.ssl_context or True, limits=httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections),
-            transport=httpx.HTTPTransport(uds=unix_socket, limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections))
-            if unix_socket else None)
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        transport = httpx.HTTPTransport(uds=unix_socket, limits=limits) if unix_socket else None
+        self._http = httpx.Client(timeout=timeout, verify=self.ssl_context or True, limits=limits, transport=transport)
 
     @classmethod
     def from_config(cls, config: Config, *, store: Store | None = None, **kwargs: Any) -> Colonies:
