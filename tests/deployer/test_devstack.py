@@ -20,6 +20,7 @@ from sdk.envfile import load_envfile
 from tests.harness.ports import free_port
 from tests.harness.require import require
 from tests.harness.s3 import weed_binary
+from tests.harness.unix import connected_on
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -225,5 +226,9 @@ def test_faas_dev_with_the_local_directory_store_runs_without_s3(tmp_path: Path,
         assert any((data / "files").rglob("*")), "the deployed bundle should be in DATA_DIR/files"
         weeds = [pid for pid in stack_pids(data) if b"weed" in Path(f"/proc/{pid}/cmdline").read_bytes()]
         assert weeds == []
+        # The gateway and the executor reach the server through its Unix socket; the env file,
+        # which a user's shell sources, keeps to TCP.
+        assert connected_on(data.resolve() / "colonies.sock") >= 2
+        assert "COLONIES_SERVER_SOCKET" not in env
     finally:
         stop_faas_dev(data, proc, signal.SIGINT)

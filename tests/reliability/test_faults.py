@@ -18,6 +18,7 @@ import pytest
 
 from sdk import ProcessState
 from tests.harness.require import require
+from tests.harness.unix import connected_on
 
 from .conftest import FUNCTIONS as FUNCTIONS_FILE
 from .figures import report
@@ -147,12 +148,6 @@ def test_kill9_of_the_server_then_restart_on_the_same_database(fault_stack: Stac
     assert t.bad() == NO_FAULTS, t.examples
     assert t.refused == 0 and t.failed_answers == 0 and t.failed_processes == 0, t.errors_seen
     assert t.accepted == t.sent
-
-
-def connected_on(path: str) -> int:
-    """Connected sockets bound to this Unix socket path (/proc/net/unix: state 03)."""
-    rows = [line.split() for line in Path("/proc/net/unix").read_text().splitlines()[1:]]
-    return sum(1 for r in rows if len(r) == 8 and r[7] == path and r[5] == "03")
 
 
 def test_kill9_of_a_server_on_a_unix_socket_its_clients_come_back_through_it(
