@@ -7,6 +7,8 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -55,47 +57,46 @@ def test_unsupported_database_is_refused_clearly(capsys: pytest.CaptureFixture[s
     assert "postgresql://USER@HOST:PORT/DB" in capsys.readouterr().err
 
 
-def test_start_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
-    port = free_port()
+@contextmanager
+def server_process(tmp_path: Path, port: int, *args: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """`python -m colonies_server start --port PORT --db … ARGS` and its first output line; killed
+    afterwards if the test has not stopped it."""
     proc = subprocess.Popen([sys.executable, "-m", "colonies_server", "start", "--port", str(port), "--db",
-                             f"sqlite:///{tmp_path / 'c.db'}", "--dev"], stdout=subprocess.PIPE,
+                             f"sqlite:///{tmp_path / 'c.db'}", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, cwd=Path(__file__).parents[2])
     try:
         assert proc.stdout is not None
-        line = proc.stdout.readline().decode()
-        assert line.startswith(f"colonies server listening on http://127.0.0.1:{port} (db sqlite:///")
-        assert httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200
-        os.kill(proc.pid, signal.SIGTERM)
-        assert proc.wait(timeout=20) in (0, -signal.SIGTERM)
+        yield proc, proc.stdout.readline().decode()
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def stop_with_sigterm(proc: subprocess.Popen[bytes]) -> None:
+    os.kill(proc.pid, signal.SIGTERM)
+    assert proc.wait(timeout=20) in (0, -signal.SIGTERM)
+
+
+def test_start_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    with server_process(tmp_path, port, "--dev") as (proc, line):
+        assert line.startswith(f"colonies server listening on http://127.0.0.1:{port} (db sqlite:///")
+        assert httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200
+        stop_with_sigterm(proc)
 
 
 def test_start_listens_on_a_unix_socket_too_and_removes_it_at_the_end(tmp_path: Path) -> None:
     port, path = free_port(), str(tmp_path / "colonies.sock")
-    proc = subprocess.Popen([sys.executable, "-m", "colonies_server", "start", "--port", str(port), "--db",
-                             f"sqlite:///{tmp_path / 'c.db'}", "--unix-socket", path], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, cwd=Path(__file__).parents[2])
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline().decode()
+    with server_process(tmp_path, port, "--unix-socket", path) as (proc, line):
         assert line.startswith(f"colonies server listening on http://127.0.0.1:{port} and unix:{path} (db ")
         assert httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200
         with httpx.Client(transport=httpx.HTTPTransport(uds=path)) as c:
             assert c.get("http://colonies/health").status_code == 200
-        os.kill(proc.pid, signal.SIGTERM)
-        assert proc.wait(timeout=20) in (0, -signal.SIGTERM)
+        stop_with_sigterm(proc)
         assert not Path(path).exists()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
 
 
 def test_a_unix_socket_in_use_is_refused_clearly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
