@@ -70,6 +70,7 @@ class ThreadServer:
         config = uvicorn_config(self.app, self.settings, **options)
         self.server = uvicorn.Server(config)
         self.handle = ServerHandle("127.0.0.1", port, db)
+        self.unix_sock: socket.socket | None = None
         self.thread = threading.Thread(target=self._run, name="colonies-test-server", daemon=True)
 
     def _run(self) -> None:
@@ -79,7 +80,8 @@ class ThreadServer:
         if self.settings.unix_socket:  # also on a Unix socket, as `faas server start --unix-socket`
             from colonies_server.transport import bind_unix
 
-            sockets.append(bind_unix(self.settings.unix_socket))
+            self.unix_sock = bind_unix(self.settings.unix_socket)
+            sockets.append(self.unix_sock)
         try:
             import uvloop
         except ImportError:
@@ -106,6 +108,11 @@ class ThreadServer:
         self.server.should_exit = True
         self.thread.join(timeout=15)
         self.sock.close()
+        if self.unix_sock is not None:
+            from colonies_server.transport import unlink_unix_socket
+
+            self.unix_sock.close()
+            unlink_unix_socket(self.settings.unix_socket)
 
 
 class ProcessServer:
