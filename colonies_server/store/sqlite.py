@@ -55,13 +55,26 @@ class _Checkpointer:
         self.restarts = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
+        # For the fsyncs before a restart. Open for as long as the store's connections are: POSIX
+        # locks belong to the process, and closing any descriptor of the file drops every lock
+        # SQLite holds on it. Closed after each restart, it left the server without its lock on
+        # the database file, and the next program to open the database (the sqlite3 shell, a
+        # backup) took itself for its last user when it closed, and deleted the server's WAL.
+        self._fd = os.open(path, os.O_RDONLY)
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop checkpointing; the descriptor stays open until release()."""
         self._stop.set()
         self._thread.join(timeout=30)
+
+    def release(self) -> None:
+        """Close the descriptor: only once every connection of this process to the file is closed."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
     def _run(self) -> None:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -81,13 +94,9 @@ class _Checkpointer:
         """Start the WAL over with the writer held back as briefly as possible: flush the pages the
         passive checkpoints copied to disk first, without any lock, so that the RESTART, which holds
         the writer's lock, has only the last few frames to copy and little to sync."""
-        fd = os.open(self.path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        os.fsync(self._fd)
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        os.fsync(self._fd)
         conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
         self.restarts += 1
 
@@ -209,9 +218,9 @@ class SqliteStore:
             self._rconn.close()
             self._rconn = None
             self._rtx = None
-        if self._checkpointer is not None:
-            self._checkpointer.stop()
-            self._checkpointer = None
+        checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            checkpointer.stop()
         if self._conn is not None:
             try:
                 self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -219,6 +228,8 @@ class SqliteStore:
                 log.warning("final checkpoint failed: %s", e)
             self._conn.close()
             self._conn = None
+        if checkpointer is not None:
+            checkpointer.release()  # last: see _Checkpointer.__init__
 
     @property
     def wal_restarts(self) -> int:

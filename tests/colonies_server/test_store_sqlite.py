@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +88,45 @@ async def test_the_wal_starts_over_under_steady_writes(tmp_path: Path) -> None:
     assert restarts >= 1
     # After a restart the WAL holds a small part of what went through it (without, all of it).
     assert min(sizes[len(sizes) // 4:]) < written * 4096 / 8
+
+
+async def test_a_wal_restart_leaves_the_database_to_this_process_alone(tmp_path: Path) -> None:
+    # POSIX locks belong to a process, and closing any descriptor of a file drops all of them. The
+    # checkpointer once fsynced the database through a descriptor of its own and closed it after
+    # each WAL restart: the server's connections lost their lock on the database file, so the
+    # next program to open it (`sqlite3 colonies.db .tables`, a backup) took itself for the last
+    # connection when it closed, checkpointed and deleted the WAL under the running server, and
+    # the server's next writes corrupted the database.
+    path = tmp_path / "l.db"
+    store = SqliteStore(str(path), synchronous="NORMAL", checkpoint_period=0.01, wal_restart_frames=64)
+    await store.open()
+    written = 0
+
+    async def write_some(n: int) -> None:
+        nonlocal written
+        for _ in range(n):
+            doc = {"colonyid": "c" * 64, "name": f"c{written}", "pad": "x" * 3000}
+            await store.write(lambda tx, doc=doc: tx.add_colony(doc))
+            written += 1
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 20
+        while store.wal_restarts == 0 and loop.time() < deadline:
+            await write_some(50)
+        assert store.wal_restarts >= 1
+        await asyncio.sleep(0.05)  # let that restart finish
+        peek = "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('SELECT count(*) FROM colonies').fetchall(); c.close()"
+        subprocess.run([sys.executable, "-c", peek, str(path)], check=True, timeout=60)
+        assert Path(f"{path}-wal").exists(), "another program's connection deleted the running server's WAL"
+        await write_some(200)
+    finally:
+        await store.close()
+    again = await _open(path)
+    try:
+        assert await again.read(lambda tx: tx.count_colonies()) == written
+        assert await again.read(lambda tx: tx.c.execute("PRAGMA integrity_check").fetchall()) == [("ok",)]
+    finally:
+        await again.close()
 
 
 async def test_acknowledged_writes_survive_reopen(tmp_path: Path) -> None:
