@@ -15,7 +15,7 @@ from .pubsub import serve_pubsub
 from .rpc import dispatch, is_long_poll
 from .runtime import Runtime
 from .sessions import FORWARDED
-from .store import open_store
+from .store import DatabaseInUse, open_store
 from .timers import Timers
 
 __all__ = ["ColoniesApp", "create_app"]
@@ -58,6 +58,10 @@ class ColoniesApp:
             if message["type"] == "lifespan.startup":
                 try:
                     await self.startup()
+                except DatabaseInUse as e:  # a clear refusal, not a fault: no traceback
+                    log.error("start-up failed: %s", e)
+                    await send({"type": "lifespan.startup.failed", "message": str(e)})
+                    return
                 except Exception as e:
                     log.exception("start-up failed")
                     await send({"type": "lifespan.startup.failed", "message": str(e)})

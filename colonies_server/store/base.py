@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-__all__ = ["EventSink", "Store", "Tx", "TxProtocol", "open_store"]
+__all__ = ["DatabaseInUse", "EventSink", "Store", "Tx", "TxProtocol", "open_store"]
 
 T = TypeVar("T")
 EventSink = Callable[[list[tuple[Any, ...]]], None]
@@ -166,6 +166,10 @@ class TxProtocol(Protocol):
     def list_crons(self, colony: str | None, count: int) -> list[dict[str, Any]]: ...
 
     def remove_cron(self, cronid: str) -> None: ...
+
+
+class DatabaseInUse(RuntimeError):
+    """Store.open(): the database is another server's (an SQLite file serves one server)."""
 
 
 class Store(Protocol):

@@ -10,6 +10,7 @@ during one loop iteration joins the same transaction, and their futures resolve 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import os
 import queue
@@ -19,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .base import EventSink
+from .base import DatabaseInUse, EventSink
 from .schema import SCHEMA, SCHEMA_VERSION
 from .sqlite_tx import SqliteTx
 
@@ -27,6 +28,44 @@ __all__ = ["SqliteStore"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+def _hold(path: str) -> int:
+    """A descriptor of the database file (created if missing) with an exclusive flock on it, so that
+    a second server on the same file is refused instead of serving beside the first: each would
+    keep caches of what only it writes, and neither would wake the executors parked at the other.
+
+    Taken before this process opens any connection to the file, and closed only after the last one
+    (see _Checkpointer.__init__). flock locks are not SQLite's POSIX locks: neither disturbs the
+    other, and the sqlite3 shell or a backup program can still open the database meanwhile."""
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = _flock_holder(os.fstat(fd).st_ino)
+        os.close(fd)  # no connection of this process is open on the file yet: no lock to lose
+        who = f" (pid {holder})" if holder else ""
+        raise DatabaseInUse(
+            f"database {path} is in use by another colonies server{who}: an SQLite database serves one server "
+            "(several replicas share a PostgreSQL database, docs/SERVER.md)") from None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _flock_holder(inode: int) -> int | None:
+    """The pid holding a flock on this inode, from /proc/locks (Linux), or None."""
+    try:
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        f = line.split()
+        # "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"
+        if len(f) >= 6 and f[1] == "FLOCK" and f[5].rsplit(":", 1)[-1] == str(inode) and f[4].isdigit():
+            return int(f[4])
+    return None
 
 CACHE_KIB = -8192
 """The write connection's page cache (PRAGMA cache_size: negative is KiB); see SqliteStore.open."""
@@ -48,33 +87,27 @@ class _Checkpointer:
     `journal_size_limit` on the writer's connection cuts it back if it ever grew past 4× that.
     """
 
-    def __init__(self, path: str, period: float, restart_frames: int) -> None:
+    def __init__(self, path: str, fd: int, period: float, restart_frames: int) -> None:
         self.path = path
+        # The fsyncs before a restart go through the store's descriptor of the file (_hold), open
+        # for as long as its connections are. POSIX locks belong to the process, and closing any
+        # descriptor of the file drops every lock SQLite holds on it: a descriptor of its own,
+        # closed after each restart, left the server without its lock on the database file, and
+        # the next program to open the database (the sqlite3 shell, a backup) took itself for its
+        # last user when it closed, and deleted the server's WAL.
+        self._fd = fd
         self.period = period
         self.restart_frames = restart_frames
         self.restarts = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
-        # For the fsyncs before a restart. Open for as long as the store's connections are: POSIX
-        # locks belong to the process, and closing any descriptor of the file drops every lock
-        # SQLite holds on it. Closed after each restart, it left the server without its lock on
-        # the database file, and the next program to open the database (the sqlite3 shell, a
-        # backup) took itself for its last user when it closed, and deleted the server's WAL.
-        self._fd = os.open(path, os.O_RDONLY)
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop checkpointing; the descriptor stays open until release()."""
         self._stop.set()
         self._thread.join(timeout=30)
-
-    def release(self) -> None:
-        """Close the descriptor: only once every connection of this process to the file is closed."""
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
 
     def _run(self) -> None:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -165,29 +198,21 @@ class SqliteStore:
         self._committing = False
         self._rconn: sqlite3.Connection | None = None
         self._rtx: SqliteTx | None = None
+        self._fd = -1
 
     async def open(self) -> None:
+        """Open (creating) the database; DatabaseInUse if another store has it open."""
         self._loop = asyncio.get_running_loop()
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, cached_statements=512)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(f"PRAGMA synchronous={self.synchronous}")
-        conn.execute("PRAGMA foreign_keys=OFF")
-        conn.execute("PRAGMA busy_timeout=5000")
-        # 8 MiB, not more: at every COMMIT SQLite walks every page its cache holds (pcache1's
-        # truncate to the database's size, from sqlite3PagerCommitPhaseTwo), so a 64 MiB cache that
-        # had filled cost each commit tens of microseconds (~8 % of the server's CPU per call at
-        # concurrency 1, bench/README.md "Seventh round"). The pages the hot path touches (the right
-        # edges of the process table and its indexes) fit many times over; a cold read is a
-        # pread from the OS page cache.
-        conn.execute(f"PRAGMA cache_size={CACHE_KIB}")
-        conn.execute("BEGIN IMMEDIATE")
-        for stmt in SCHEMA.split(";"):
-            if stmt.strip():
-                conn.execute(stmt)
-        conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        conn.execute("COMMIT")
+            self._fd = _hold(self.path)
+        try:
+            conn = self._connect_and_migrate()
+        except BaseException:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+            raise
         self._conn = conn
         self._tx = SqliteTx(conn)
         self._tx.cache_members = True  # this connection sees every write (see SqliteTx.member)
@@ -202,8 +227,35 @@ class SqliteStore:
             # Truncated back only past 4× the restart size: cutting it at every restart cost the
             # loop an ftruncate of ~7 ms each time, and the next frames would grow it again.
             conn.execute(f"PRAGMA journal_size_limit={4 * self.wal_restart_frames * 4096}")
-            self._checkpointer = _Checkpointer(self.path, self.checkpoint_period, self.wal_restart_frames)
+            self._checkpointer = _Checkpointer(self.path, self._fd, self.checkpoint_period,
+                                             self.wal_restart_frames)
             self._checkpointer.start()
+
+    def _connect_and_migrate(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, cached_statements=512)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self.synchronous}")
+            conn.execute("PRAGMA foreign_keys=OFF")
+            conn.execute("PRAGMA busy_timeout=5000")
+            # 8 MiB, not more: at every COMMIT SQLite walks every page its cache holds (pcache1's
+            # truncate to the database's size, from sqlite3PagerCommitPhaseTwo), so a 64 MiB cache that
+            # had filled cost each commit tens of microseconds (~8 % of the server's CPU per call at
+            # concurrency 1, bench/README.md "Seventh round"). The pages the hot path touches (the right
+            # edges of the process table and its indexes) fit many times over; a cold read is a
+            # pread from the OS page cache.
+            conn.execute(f"PRAGMA cache_size={CACHE_KIB}")
+            conn.execute("BEGIN IMMEDIATE")
+            for stmt in SCHEMA.split(";"):
+                if stmt.strip():
+                    conn.execute(stmt)
+            conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                         (str(SCHEMA_VERSION),))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     async def close(self) -> None:
         while self._committing:  # let an in-flight COMMIT land and resolve its futures
@@ -218,9 +270,9 @@ class SqliteStore:
             self._rconn.close()
             self._rconn = None
             self._rtx = None
-        checkpointer, self._checkpointer = self._checkpointer, None
-        if checkpointer is not None:
-            checkpointer.stop()
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
         if self._conn is not None:
             try:
                 self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -228,8 +280,9 @@ class SqliteStore:
                 log.warning("final checkpoint failed: %s", e)
             self._conn.close()
             self._conn = None
-        if checkpointer is not None:
-            checkpointer.release()  # last: see _Checkpointer.__init__
+        if self._fd >= 0:  # last, after every connection (see _hold)
+            os.close(self._fd)
+            self._fd = -1
 
     @property
     def wal_restarts(self) -> int:

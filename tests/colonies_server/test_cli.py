@@ -110,3 +110,19 @@ def test_a_unix_socket_in_use_is_refused_clearly(tmp_path: Path, capsys: pytest.
         assert f"cannot listen on {path}: another server is listening on it" in capsys.readouterr().err
     finally:
         taken.close()
+
+
+def test_a_second_server_on_the_same_sqlite_database_is_refused_clearly(tmp_path: Path) -> None:
+    # Two servers on one SQLite file would each cache what only it writes and never wake the
+    # executors parked at the other: the second one is refused, naming the file and the holder.
+    with server_process(tmp_path, free_port(), "--dev") as (first, line):
+        assert line.startswith("colonies server listening on")
+        second = subprocess.run([sys.executable, "-m", "colonies_server", "start", "--port", str(free_port()),
+                                 "--db", f"sqlite:///{tmp_path / 'c.db'}"], capture_output=True, text=True,
+                                timeout=60, cwd=Path(__file__).parents[2])
+        assert second.returncode == 3  # uvicorn's status for a failed start-up, as for an unreachable database
+        assert (f"database {tmp_path / 'c.db'} is in use by another colonies server (pid {first.pid})"
+                in second.stderr)
+        assert "Traceback" not in second.stderr
+        assert first.poll() is None  # the first one goes on serving
+        stop_with_sigterm(first)

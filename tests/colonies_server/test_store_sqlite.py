@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from colonies_server.store import open_store
+from colonies_server.store import DatabaseInUse, open_store
 from colonies_server.store.sqlite import SqliteStore
 
 
@@ -127,6 +129,29 @@ async def test_a_wal_restart_leaves_the_database_to_this_process_alone(tmp_path:
         assert await again.read(lambda tx: tx.c.execute("PRAGMA integrity_check").fetchall()) == [("ok",)]
     finally:
         await again.close()
+
+
+async def test_one_store_at_a_time_on_a_database_file(tmp_path: Path) -> None:
+    path = tmp_path / "one.db"
+    first = await _open(path)
+    try:
+        second = SqliteStore(str(path))
+        with pytest.raises(DatabaseInUse, match=rf"database {path} is in use by another colonies server \(pid {os.getpid()}\)"):
+            await second.open()
+        await first.write(lambda tx: tx.add_colony({"colonyid": "c" * 64, "name": "still"}))  # unharmed
+    finally:
+        await first.close()
+    again = await _open(path)  # free once the first is closed
+    assert await again.read(lambda tx: tx.get_colony("still")) is not None
+    await again.close()
+
+
+async def test_a_store_that_fails_to_open_leaves_the_file_free(tmp_path: Path) -> None:
+    path = tmp_path / "junk.db"
+    path.write_bytes(b"this is not an SQLite database" * 200)
+    for _ in range(2):  # the second attempt fails the same way, not as "in use"
+        with pytest.raises(sqlite3.DatabaseError, match="not a database"):
+            await SqliteStore(str(path)).open()
 
 
 async def test_acknowledged_writes_survive_reopen(tmp_path: Path) -> None:

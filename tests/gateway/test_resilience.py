@@ -23,7 +23,8 @@ from .helpers import bundle_for
 
 @pytest.fixture
 def process_server(tmp_path: Path) -> Iterator[ProcessServer]:
-    srv = ProcessServer(db=f"sqlite:///{tmp_path / 'colonies.db'}", log=tmp_path / "server.log")
+    # Its own file: the `settings` fixture's in-process server has tmp_path/colonies.db open.
+    srv = ProcessServer(db=f"sqlite:///{tmp_path / 'restarted.db'}", log=tmp_path / "server.log")
     srv.start()
     try:
         yield srv
