@@ -12,20 +12,22 @@ ZERO_TIME = "0001-01-01T00:00:00Z"
 # Recently formatted times → their value (to microseconds), so the store's parse_time of a time the
 # server just wrote is a dict hit instead of a datetime parse. Bounded by clearing.
 _recent: dict[str, int] = {}
-# The last second formatted, and its text: most times formatted fall in the same second.
-_second: tuple[int, str] = (-1, "")
+# Seconds recently formatted → their text. Most times fall in a few seconds: now, and a deadline
+# (now + maxexectime) for each call, which a cache of the last second alone missed twice a call.
+_seconds: dict[int, str] = {}
 
 
 def fmt_time(ns: int) -> str:
     """Unix nanoseconds → "YYYY-MM-DDTHH:MM:SS.ffffffZ" (0 → the zero time)."""
-    global _second
     if ns <= 0:
         return ZERO_TIME
     sec, rem = divmod(ns, 1_000_000_000)
-    last = _second
-    if last[0] != sec:
-        last = _second = (sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)))
-    text = f"{last[1]}.{rem // 1000:06d}Z"
+    head = _seconds.get(sec)
+    if head is None:
+        if len(_seconds) >= 256:
+            _seconds.clear()
+        head = _seconds[sec] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+    text = f"{head}.{rem // 1000:06d}Z"
     if len(_recent) > 100_000:
         _recent.clear()
     _recent[text] = ns - ns % 1000

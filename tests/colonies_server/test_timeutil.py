@@ -20,6 +20,10 @@ def test_times_format_like_the_go_server_across_second_boundaries() -> None:
                base - 1, base + 86_400 * 1_000_000_000 * 400, 1):
         assert fmt_time(ns) == _reference(ns)
         assert parse_time(fmt_time(ns)) == ns - ns % 1000
+    # Alternating between two seconds (now and a deadline), and past the cache's bound.
+    for i in range(600):
+        ns = base + (i % 2) * 65_000_000_000 + i * 7_000_000_000 // 2 + i
+        assert fmt_time(ns) == _reference(ns)
 
 
 def test_zero_and_unparseable_times() -> None:
