@@ -15,7 +15,7 @@ from .pubsub import serve_pubsub
 from .rpc import dispatch, is_long_poll
 from .runtime import Runtime
 from .sessions import FORWARDED
-from .store import DatabaseInUse, open_store
+from .store import StoreUnavailable, open_store
 from .timers import Timers
 
 __all__ = ["ColoniesApp", "create_app"]
@@ -58,7 +58,7 @@ class ColoniesApp:
             if message["type"] == "lifespan.startup":
                 try:
                     await self.startup()
-                except DatabaseInUse as e:  # a clear refusal, not a fault: no traceback
+                except StoreUnavailable as e:  # says what and why: no traceback
                     log.error("start-up failed: %s", e)
                     await send({"type": "lifespan.startup.failed", "message": str(e)})
                     return

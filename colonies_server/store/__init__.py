@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from .base import DatabaseInUse, EventSink, Store, Tx, TxProtocol, open_store
+from .base import DatabaseInUse, EventSink, Store, StoreUnavailable, Tx, TxProtocol, open_store
 
-__all__ = ["DatabaseInUse", "EventSink", "Store", "Tx", "TxProtocol", "open_store"]
+__all__ = ["DatabaseInUse", "EventSink", "Store", "StoreUnavailable", "Tx", "TxProtocol", "open_store"]

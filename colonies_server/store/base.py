@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-__all__ = ["DatabaseInUse", "EventSink", "Store", "Tx", "TxProtocol", "open_store"]
+__all__ = ["DatabaseInUse", "EventSink", "Store", "StoreUnavailable", "Tx", "TxProtocol", "open_store"]
 
 T = TypeVar("T")
 EventSink = Callable[[list[tuple[Any, ...]]], None]
@@ -168,7 +168,11 @@ class TxProtocol(Protocol):
     def remove_cron(self, cronid: str) -> None: ...
 
 
-class DatabaseInUse(RuntimeError):
+class StoreUnavailable(RuntimeError):
+    """Store.open(): the database cannot be opened; the message names it and says why."""
+
+
+class DatabaseInUse(StoreUnavailable):
     """Store.open(): the database is another server's (an SQLite file serves one server)."""
 
 

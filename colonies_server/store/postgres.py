@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ..errors import RPCError
-from .base import EventSink
+from .base import EventSink, StoreUnavailable
 from .postgres_schema import migrate
 from .postgres_tx import PostgresTx
 
@@ -172,7 +172,10 @@ class PostgresStore:
         def prepare() -> None:
             with self.connect() as conn:
                 migrate(conn)
-        await in_thread(prepare)
+        try:
+            await in_thread(prepare)
+        except psycopg.OperationalError as e:  # unreachable, refused, unknown database or user
+            raise StoreUnavailable(f"cannot open the PostgreSQL database: {' '.join(str(e).split())}") from e
         self._workers = _Workers(self, self.pool_size)
         self._workers.start()
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .base import DatabaseInUse, EventSink
+from .base import DatabaseInUse, EventSink, StoreUnavailable
 from .schema import SCHEMA, SCHEMA_VERSION
 from .sqlite_tx import SqliteTx
 
@@ -201,17 +201,24 @@ class SqliteStore:
         self._fd = -1
 
     async def open(self) -> None:
-        """Open (creating) the database; DatabaseInUse if another store has it open."""
+        """Open (creating) the database; DatabaseInUse if another store has it open, StoreUnavailable
+        naming the file if it cannot be opened (a directory in the way, no permission, not SQLite)."""
         self._loop = asyncio.get_running_loop()
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            self._fd = _hold(self.path)
+        try:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                self._fd = _hold(self.path)
+        except OSError as e:
+            raise StoreUnavailable(f"cannot open database {self.path}: {e.strerror or e}"
+                                   + (f" ({e.filename})" if e.filename and e.filename != self.path else "")) from e
         try:
             conn = self._connect_and_migrate()
-        except BaseException:
+        except BaseException as e:
             if self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1
+            if isinstance(e, sqlite3.Error):
+                raise StoreUnavailable(f"cannot open database {self.path}: {e}") from e
             raise
         self._conn = conn
         self._tx = SqliteTx(conn)

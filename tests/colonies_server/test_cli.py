@@ -126,3 +126,14 @@ def test_a_second_server_on_the_same_sqlite_database_is_refused_clearly(tmp_path
         assert "Traceback" not in second.stderr
         assert first.poll() is None  # the first one goes on serving
         stop_with_sigterm(first)
+
+
+def test_a_database_that_cannot_be_opened_is_refused_clearly(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not SQLite at all" * 300)
+    started = subprocess.run([sys.executable, "-m", "colonies_server", "start", "--port", str(free_port()),
+                              "--db", f"sqlite:///{junk}"], capture_output=True, text=True, timeout=60,
+                             cwd=Path(__file__).parents[2])
+    assert started.returncode == 3
+    assert f"start-up failed: cannot open database {junk}: file is not a database" in started.stderr
+    assert "Traceback" not in started.stderr

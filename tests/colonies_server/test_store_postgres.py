@@ -108,6 +108,17 @@ async def test_dropped_connections_are_replaced_transparently(store: PostgresSto
         assert (await store.read(lambda tx: tx.get_colony("c")))["colonyid"] == "x"
 
 
+async def test_a_database_that_is_not_there_at_start_is_refused_clearly(url: str) -> None:
+    # Start-up, unlike a later outage, has nothing to serve: it fails with one line saying why.
+    from colonies_server.store import StoreUnavailable
+    from tests.harness.ports import free_port
+
+    for missing in (f"postgresql://postgres@127.0.0.1:{free_port()}/x", url.rsplit("/", 1)[0] + "/no_such_db"):
+        with pytest.raises(StoreUnavailable, match=r"^cannot open the PostgreSQL database: connection failed.*"
+                                                   r"(Connection refused|no_such_db)"):
+            await PostgresStore(missing, connect_timeout=2).open()
+
+
 def test_unreachable_database_is_a_503_then_recovers(url: str) -> None:
     db = url.rsplit("/", 1)[1]
     s = Served(url, timer_period=3600, cron_period=3600)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from colonies_server.store import DatabaseInUse, open_store
+from colonies_server.store import DatabaseInUse, StoreUnavailable, open_store
 from colonies_server.store.sqlite import SqliteStore
 
 
@@ -146,12 +145,15 @@ async def test_one_store_at_a_time_on_a_database_file(tmp_path: Path) -> None:
     await again.close()
 
 
-async def test_a_store_that_fails_to_open_leaves_the_file_free(tmp_path: Path) -> None:
+async def test_a_store_that_fails_to_open_says_which_file_and_leaves_it_free(tmp_path: Path) -> None:
     path = tmp_path / "junk.db"
     path.write_bytes(b"this is not an SQLite database" * 200)
     for _ in range(2):  # the second attempt fails the same way, not as "in use"
-        with pytest.raises(sqlite3.DatabaseError, match="not a database"):
+        with pytest.raises(StoreUnavailable, match=f"cannot open database {path}: file is not a database"):
             await SqliteStore(str(path)).open()
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(StoreUnavailable, match=f"cannot open database {tmp_path}/afile/x.db: (File exists|Not a directory)"):
+        await SqliteStore(str(tmp_path / "afile" / "x.db")).open()
 
 
 async def test_acknowledged_writes_survive_reopen(tmp_path: Path) -> None:
