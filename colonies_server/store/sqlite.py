@@ -10,6 +10,7 @@ during one loop iteration joins the same transaction, and their futures resolve 
 from __future__ import annotations
 
 import asyncio
+import errno
 import fcntl
 import logging
 import os
@@ -41,16 +42,19 @@ def _hold(path: str) -> int:
     fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    except OSError as e:
+        if e.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL):  # a filesystem without flock
+            log.warning("cannot lock %s (%s): a second server on it would not be refused", path, e.strerror)
+            return fd
+        if not isinstance(e, BlockingIOError):
+            os.close(fd)
+            raise
         holder = _flock_holder(os.fstat(fd).st_ino)
         os.close(fd)  # no connection of this process is open on the file yet: no lock to lose
         who = f" (pid {holder})" if holder else ""
         raise DatabaseInUse(
             f"database {path} is in use by another colonies server{who}: an SQLite database serves one server "
             "(several replicas share a PostgreSQL database, docs/SERVER.md)") from None
-    except BaseException:
-        os.close(fd)
-        raise
     return fd
 
 
@@ -66,6 +70,7 @@ def _flock_holder(inode: int) -> int | None:
         if len(f) >= 6 and f[1] == "FLOCK" and f[5].rsplit(":", 1)[-1] == str(inode) and f[4].isdigit():
             return int(f[4])
     return None
+
 
 CACHE_KIB = -8192
 """The write connection's page cache (PRAGMA cache_size: negative is KiB); see SqliteStore.open."""

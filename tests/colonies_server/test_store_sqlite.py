@@ -145,6 +145,22 @@ async def test_one_store_at_a_time_on_a_database_file(tmp_path: Path) -> None:
     await again.close()
 
 
+async def test_a_filesystem_without_flock_still_serves_with_a_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    import errno
+    import fcntl
+
+    def no_locks(fd: int, op: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    store = await _open(tmp_path / "nfs.db")
+    try:
+        await store.write(lambda tx: tx.add_colony({"colonyid": "c" * 64, "name": "ok"}))
+    finally:
+        await store.close()
+    assert "a second server on it would not be refused" in caplog.text
+
+
 async def test_a_store_that_fails_to_open_says_which_file_and_leaves_it_free(tmp_path: Path) -> None:
     path = tmp_path / "junk.db"
     path.write_bytes(b"this is not an SQLite database" * 200)
