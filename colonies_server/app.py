@@ -58,12 +58,11 @@ class ColoniesApp:
             if message["type"] == "lifespan.startup":
                 try:
                     await self.startup()
-                except StoreUnavailable as e:  # says what and why: no traceback
-                    log.error("start-up failed: %s", e)
-                    await send({"type": "lifespan.startup.failed", "message": str(e)})
-                    return
                 except Exception as e:
-                    log.exception("start-up failed")
+                    if isinstance(e, StoreUnavailable):  # says what and why: no traceback
+                        log.error("start-up failed: %s", e)
+                    else:
+                        log.exception("start-up failed")
                     await send({"type": "lifespan.startup.failed", "message": str(e)})
                     return
                 await send({"type": "lifespan.startup.complete"})
