@@ -10,6 +10,9 @@ Both are measured in the same run with the same load tool:
 - CPU per invocation summed over all our processes (server, executor and its workers, gateway),
   from /proc during the c=64 run.
 
+Beside the interpreter's speed, each run records what waking a process costs on this machine, on
+one CPU and across two (see `crossing`), since the c=1 ratio depends on it.
+
 Load tool: wrk when installed (`apt-get install --no-install-recommends wrk`), else an httpx
 async load generator (slower client; ratios stay meaningful, absolute numbers less so).
 
@@ -300,6 +303,51 @@ def interpreter() -> dict[str, Any]:
             "probe_ms": round(1000 * min(times), 1)}
 
 
+def crossing(rounds: int = 3000) -> dict[str, float]:
+    """Median round trip (µs) of one byte between two processes over pipes: both on one CPU, and
+    on two CPUs. A call through the gateway stack wakes a process eight times (gateway, server,
+    executor, worker, executor, server, gateway, wrk), the baseline twice, and what a wake-up
+    on another, idle, CPU costs is a property of the VM that the interpreter probe does not show
+    (on the VM of bench/README.md's thirteenth round, ~8x a wake-up on the same CPU). Recorded
+    beside that probe, so that the c=1 ratios of runs on different VMs can be told apart. Empty
+    with fewer than two CPUs or without sched_setaffinity."""
+    if not hasattr(os, "sched_setaffinity"):
+        return {}
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return {}
+    warm = 200
+    out: dict[str, float] = {}
+    for label, (mine, theirs) in (("same_cpu", (cpus[0], cpus[0])), ("two_cpus", (cpus[0], cpus[1]))):
+        ping_r, ping_w = os.pipe()
+        pong_r, pong_w = os.pipe()
+        child = os.fork()
+        if child == 0:  # echo every byte back, then leave without running any cleanup of the parent's
+            try:
+                os.sched_setaffinity(0, {theirs})
+                for _ in range(warm + rounds):
+                    os.write(pong_w, os.read(ping_r, 1))
+            finally:
+                os._exit(0)
+        before = os.sched_getaffinity(0)
+        times: list[int] = []
+        try:
+            os.sched_setaffinity(0, {mine})
+            for i in range(warm + rounds):
+                t0 = time.perf_counter_ns()
+                os.write(ping_w, b"x")
+                os.read(pong_r, 1)
+                if i >= warm:
+                    times.append(time.perf_counter_ns() - t0)
+        finally:
+            os.sched_setaffinity(0, before)
+            os.waitpid(child, 0)
+            for fd in (ping_r, ping_w, pong_r, pong_w):
+                os.close(fd)
+        out[label] = round(statistics.median(times) / 1000, 1)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--duration", type=float, default=10.0, help="seconds per load run (default 10)")
@@ -319,6 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     tool = args.tool if args.tool != "auto" else ("wrk" if shutil.which("wrk") else "httpx")
     load_start = os.getloadavg()
     python = interpreter()
+    wakeups = crossing()
 
     with tempfile.TemporaryDirectory(prefix="bench-gateway-") as tmp:
         work = Path(tmp)
@@ -356,7 +405,8 @@ def main(argv: list[str] | None = None) -> int:
         "server_transport": "tcp" if args.tcp else "unix socket",
         # Other work on the machine moves every number; recorded so runs can be compared honestly.
         "load_average": {"start": load_start, "end": os.getloadavg()},
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+                    "wakeup_round_trip_us": wakeups},
         "interpreter": python,
         "baseline": baseline,
         "gateway": gateway,
@@ -377,6 +427,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nGET {PATH}  ({tool}, {args.duration:g} s per run, {os.cpu_count()} cpus, "
           f"server reached over {result['server_transport']})")
     print(f"Python {python['version']} ({python['executable']}), interpreter probe {python['probe_ms']} ms")
+    if wakeups:
+        print(f"process wake-up round trip: {wakeups['same_cpu']} µs on one CPU, {wakeups['two_cpus']} µs across two")
     print(f"{'metric':<14} {'baseline':>12} {'gateway':>12} {'ratio':>8}  target")
     for name, b, g, r, target in rows:
         print(f"{name:<14} {b:>12.2f} {g:>12.2f} {r:>7.2f}x  {target}")
