@@ -51,6 +51,9 @@ MAX_NESTING = 8
 RETRY_OUTAGE_S = 120.0
 SHORT_CALL_S = 0.1
 """Prefetch (ExecutorSettings.prefetch) takes calls beyond the workers only while calls end within this."""
+IDLE_PREFETCH_WAIT_S = 5.0
+"""The longest a prefetcher sleeps while the loops hold fewer calls than there are workers. Only a
+safety net: it is woken when they fill up (_count_held) and when run() stops (_wake_prefetchers)."""
 COURIER_LINGER_S = 0.002
 """How long the courier waits for more closes to share a message (see courier.py)."""
 BATCH_EXTENSION = "closeandassignbatch"
@@ -212,6 +215,7 @@ class Executor:
             self.stopping.set()
         finally:
             self.stopping.set()
+            self._wake_prefetchers()
             for t in threads[1:]:
                 if t.ident is not None:  # started
                     t.join()
@@ -328,11 +332,24 @@ class Executor:
         if misses and self.stopping.wait(min(1.0, 0.005 * 2 ** min(misses - 1, 8))):
             return False
         while not self.stopping.is_set():
+            with self._held_changed:
+                if self._held < self.settings.concurrency:
+                    # Nothing to prefetch for until the loops hold a call per worker, and only
+                    # _count_held makes that true: it notifies. No polling meanwhile (ten
+                    # prefetchers looking every 0.1 s woke an idle executor ~180 times a second);
+                    # run() wakes them to stop.
+                    self._held_changed.wait(IDLE_PREFETCH_WAIT_S)
+                    continue
             if self._prefetch_ok():
                 return True
             with self._held_changed:
-                self._held_changed.wait(0.1)  # also re-checks how long the running calls have taken
+                self._held_changed.wait(0.1)  # how long the running calls have taken decides: look again
         return False
+
+    def _wake_prefetchers(self) -> None:
+        """Prefetchers waiting for the loops to fill up look at `stopping` now."""
+        with self._held_changed:
+            self._held_changed.notify_all()
 
     # -- one process ----------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ import json
 import random
 import textwrap
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -379,6 +380,33 @@ def test_under_load_several_calls_share_a_message_to_the_server(server: ServerHa
         assert executor.rpc.sessions
         kinds = [json.loads(base64.b64decode(payload))["msgtype"] for payload in signed]
         assert "closeandassignmsg" not in kinds and kinds.count("bindconnectionmsg") >= 1, sorted(set(kinds))
+
+
+def test_prefetchers_sleep_while_the_workers_are_not_all_busy(server: ServerHandle, s3_server: S3Server,
+                                                               tmp_path: Path) -> None:
+    """A prefetcher only takes a call once the loops hold one per worker, and it is woken when
+    they do: until then it sleeps instead of looking every 0.1 s (ten of them woke an idle
+    executor ~180 times a second). Once the worker is busy with short calls, they take calls."""
+    with one_worker_executors(server, s3_server, tmp_path, 1, prefetch=4) as (client, (executor,)):
+        looks: list[int] = []
+        real = executor._prefetch_ok
+
+        def counting(own: int = 0) -> bool:
+            looks.append(own)
+            return real(own)
+        executor._prefetch_ok = counting  # type: ignore[method-assign]
+        deadline = time.monotonic() + 30
+        while sum(t.name.startswith("faas-prefetch-") for t in threading.enumerate()) < 4:
+            assert time.monotonic() < deadline, "the prefetchers did not start"
+            time.sleep(0.05)
+        time.sleep(1.5)  # idle: nothing is queued, the loop holds nothing
+        assert looks == []
+
+        stack = Stack(client, executor, threading.current_thread())
+        stack.deploy("tick", "import time\ndef tick(n):\n    time.sleep(0.01)\n    return n\n")
+        pids = [stack.submit("tick", n) for n in range(40)]
+        assert [stack.result(p) for p in pids] == [(ProcessState.SUCCESS, [n], []) for n in range(40)]
+        assert looks and executor.held_peak > 1  # woken with the worker busy, they took calls beyond it
 
 
 def test_prefetch_takes_nothing_while_calls_are_long(server: ServerHandle, s3_server: S3Server,
