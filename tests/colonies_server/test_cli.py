@@ -19,6 +19,7 @@ from tests.colonies_server._rpc import SERVER_PRVKEY
 from tests.harness.ports import free_port
 
 SERVER_ID = "039231c7644e04b6895471dd5335cf332681c54e27f81fac54f9067b3f2c0103"
+ROOT = Path(__file__).parents[2]
 
 
 def _args(**kw: object) -> argparse.Namespace:
@@ -57,13 +58,22 @@ def test_unsupported_database_is_refused_clearly(capsys: pytest.CaptureFixture[s
     assert "postgresql://USER@HOST:PORT/DB" in capsys.readouterr().err
 
 
+def start_command(port: int, db: Path, *args: str) -> list[str]:
+    """`python -m colonies_server start --port PORT --db sqlite:///DB ARGS`."""
+    return [sys.executable, "-m", "colonies_server", "start", "--port", str(port), "--db", f"sqlite:///{db}", *args]
+
+
+def start_refused(db: Path) -> subprocess.CompletedProcess[str]:
+    """A server start on `db` that is expected to fail at start-up: its status and output."""
+    return subprocess.run(start_command(free_port(), db), capture_output=True, text=True, timeout=60, cwd=ROOT)
+
+
 @contextmanager
 def server_process(tmp_path: Path, port: int, *args: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """`python -m colonies_server start --port PORT --db … ARGS` and its first output line; killed
-    afterwards if the test has not stopped it."""
-    proc = subprocess.Popen([sys.executable, "-m", "colonies_server", "start", "--port", str(port), "--db",
-                             f"sqlite:///{tmp_path / 'c.db'}", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, cwd=Path(__file__).parents[2])
+    """A server on tmp_path/c.db (start_command) and its first output line; killed afterwards if
+    the test has not stopped it."""
+    proc = subprocess.Popen(start_command(port, tmp_path / "c.db", *args), stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, cwd=ROOT)
     try:
         assert proc.stdout is not None
         yield proc, proc.stdout.readline().decode()
@@ -117,9 +127,7 @@ def test_a_second_server_on_the_same_sqlite_database_is_refused_clearly(tmp_path
     # executors parked at the other: the second one is refused, naming the file and the holder.
     with server_process(tmp_path, free_port(), "--dev") as (first, line):
         assert line.startswith("colonies server listening on")
-        second = subprocess.run([sys.executable, "-m", "colonies_server", "start", "--port", str(free_port()),
-                                 "--db", f"sqlite:///{tmp_path / 'c.db'}"], capture_output=True, text=True,
-                                timeout=60, cwd=Path(__file__).parents[2])
+        second = start_refused(tmp_path / "c.db")
         assert second.returncode == 3  # uvicorn's status for a failed start-up, as for an unreachable database
         assert (f"database {tmp_path / 'c.db'} is in use by another colonies server (pid {first.pid})"
                 in second.stderr)
@@ -131,9 +139,7 @@ def test_a_second_server_on_the_same_sqlite_database_is_refused_clearly(tmp_path
 def test_a_database_that_cannot_be_opened_is_refused_clearly(tmp_path: Path) -> None:
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"not SQLite at all" * 300)
-    started = subprocess.run([sys.executable, "-m", "colonies_server", "start", "--port", str(free_port()),
-                              "--db", f"sqlite:///{junk}"], capture_output=True, text=True, timeout=60,
-                             cwd=Path(__file__).parents[2])
+    started = start_refused(junk)
     assert started.returncode == 3
     assert f"start-up failed: cannot open database {junk}: file is not a database" in started.stderr
     assert "Traceback" not in started.stderr
